@@ -1,0 +1,189 @@
+//! Command-line definitions (clap) and nothing else; each subcommand's
+//! behaviour is in `commands/<verb>.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "foil",
+    version,
+    about = "Build contrast sets: minimal edits that flip a label, checked, deduplicated, written as Parquet"
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors; no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One-off run: a file in, a contrast set out, flags only.
+    Generate(Box<GenerateArgs>),
+    /// Run a pipeline file (the scheduled-job form of `generate`).
+    Run(RunArgs),
+    /// Parse and check a pipeline file without running it.
+    Validate(ValidateArgs),
+    /// Summarise an output folder: counts, funnel, sample pairs.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Input file: .csv, .jsonl or .parquet.
+    pub input: PathBuf,
+    /// Task preset: question, caption, nli, claim or text.
+    #[arg(long)]
+    pub task: String,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Input format, when the extension does not tell.
+    #[arg(long, value_parser = ["csv", "jsonl", "parquet"])]
+    pub format: Option<String>,
+
+    /// Column holding the text to edit (task field `text`).
+    #[arg(long, help_heading = "Input mapping")]
+    pub text_field: Option<String>,
+    /// Column holding the label or answer (task field `label`).
+    #[arg(long, help_heading = "Input mapping")]
+    pub label_field: Option<String>,
+    /// Column holding a stable id (default: a hash of the content).
+    #[arg(long, help_heading = "Input mapping")]
+    pub id_field: Option<String>,
+    /// Any task field: FIELD=COLUMN (e.g. premise=sentence1). Repeatable.
+    #[arg(
+        long = "field",
+        value_name = "FIELD=COLUMN",
+        help_heading = "Input mapping"
+    )]
+    pub fields: Vec<String>,
+    /// Pairs mode: the column holding an existing edit; generation is skipped.
+    #[arg(long, help_heading = "Input mapping")]
+    pub edited_field: Option<String>,
+    /// Pairs mode: the column holding the edit's label.
+    #[arg(long, help_heading = "Input mapping")]
+    pub edited_label_field: Option<String>,
+    /// Pairs mode: the column holding the edit type.
+    #[arg(long, help_heading = "Input mapping")]
+    pub edit_type_field: Option<String>,
+    /// Read at most this many examples.
+    #[arg(long, help_heading = "Input mapping")]
+    pub limit: Option<u64>,
+    /// Fail the run after more than this many bad rows (they are quarantined).
+    #[arg(long, default_value_t = 10, help_heading = "Input mapping")]
+    pub max_bad_rows: u64,
+
+    /// OpenAI-compatible base URL ending in /v1; switches to the LLM generator.
+    #[arg(long, help_heading = "LLM generator", requires = "model")]
+    pub llm_url: Option<String>,
+    /// Model name for --llm-url.
+    #[arg(long, help_heading = "LLM generator")]
+    pub model: Option<String>,
+    /// Environment variable holding the API key (may be unset for local servers).
+    #[arg(long, default_value = "OPENAI_API_KEY", help_heading = "LLM generator")]
+    pub api_key_env: String,
+    /// Candidates per source.
+    #[arg(long, default_value_t = 2, help_heading = "LLM generator")]
+    pub n: u32,
+    #[arg(long, default_value_t = 0.7, help_heading = "LLM generator")]
+    pub temperature: f64,
+    #[arg(long, help_heading = "LLM generator")]
+    pub seed: Option<u64>,
+    #[arg(long, default_value_t = 256, help_heading = "LLM generator")]
+    pub max_tokens: u32,
+    /// Folder with <task>/system.jinja, user.jinja, schema.json.
+    #[arg(long, help_heading = "LLM generator")]
+    pub prompts_dir: Option<PathBuf>,
+    /// Attempts per request on 429, 5xx and timeouts.
+    #[arg(long, default_value_t = 4, help_heading = "LLM generator")]
+    pub max_attempts: u32,
+    /// Seconds before a request times out.
+    #[arg(long, default_value_t = 60.0, help_heading = "LLM generator")]
+    pub timeout: f64,
+
+    /// Rules generator operations, comma separated (default: all).
+    #[arg(long, value_delimiter = ',', help_heading = "Rules generator")]
+    pub ops: Vec<String>,
+    /// Most candidates one operation makes per source.
+    #[arg(long, default_value_t = 2, help_heading = "Rules generator")]
+    pub max_per_op: usize,
+
+    /// OpenAI-compatible base URL for embeddings (default: local model).
+    #[arg(long, help_heading = "Similarity", requires = "embed_model")]
+    pub embed_url: Option<String>,
+    /// Model name for --embed-url.
+    #[arg(long, help_heading = "Similarity")]
+    pub embed_model: Option<String>,
+    /// Environment variable holding the embedding endpoint's key.
+    #[arg(long, default_value = "OPENAI_API_KEY", help_heading = "Similarity")]
+    pub embed_api_key_env: String,
+    /// Local sentence-model folder (config.json, tokenizer.json, model.safetensors).
+    #[arg(long, help_heading = "Similarity")]
+    pub model_dir: Option<PathBuf>,
+    /// Lower bound of the similarity band (default: the task's).
+    #[arg(long, help_heading = "Similarity")]
+    pub sim_min: Option<f64>,
+    /// Upper bound of the similarity band (default: the task's).
+    #[arg(long, help_heading = "Similarity")]
+    pub sim_max: Option<f64>,
+    /// Skip the similarity filter (no embedder needed).
+    #[arg(long, help_heading = "Similarity")]
+    pub no_similarity: bool,
+
+    /// Most word edits (default: the task's).
+    #[arg(long, help_heading = "Edit distance")]
+    pub max_word_edits: Option<u32>,
+    /// Most word edits per original word (default: the task's).
+    #[arg(long, help_heading = "Edit distance")]
+    pub max_edit_ratio: Option<f64>,
+
+    /// Sources in flight per stage.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Rows per Parquet shard.
+    #[arg(long, default_value_t = 50_000)]
+    pub rows_per_shard: usize,
+    /// Do not write rejected pairs to rejected/.
+    #[arg(long)]
+    pub no_rejected: bool,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// Output folder (overrides the file's `out`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Pipeline file (TOML).
+    pub pipeline: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An output folder of `foil generate` or `foil run`.
+    pub dir: PathBuf,
+    /// Sample pairs to show.
+    #[arg(long, default_value_t = 5)]
+    pub samples: usize,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,155 @@
+//! `foil generate INPUT --task TASK --out DIR`: flags become the same
+//! [`PipelineConfig`] a pipeline file describes.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use crate::UsageError;
+use crate::cli::GenerateArgs;
+use crate::config::{
+    DedupConfig, EmbedderConfig, EndpointConfig, FilterConfig, GeneratorConfig, LlmGeneratorConfig,
+    PipelineConfig, RuleOp, SinkConfig, SourceConfig, SourceFormat,
+};
+use crate::tasks;
+
+pub fn run(args: GenerateArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let out = args.out.clone();
+    let json = args.json;
+    let config = to_config(args)?;
+    super::execute(config, out, json, quiet)
+}
+
+fn endpoint(
+    url: String,
+    model: String,
+    api_key_env: String,
+    args: &GenerateArgs,
+) -> EndpointConfig {
+    EndpointConfig {
+        url,
+        model,
+        api_key_env,
+        timeout_s: args.timeout,
+        max_attempts: args.max_attempts,
+        retry_base_ms: 500,
+    }
+}
+
+/// The pipeline `foil generate`'s flags describe.
+pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
+    let task = tasks::preset(&args.task).ok_or_else(|| {
+        UsageError::new(format!(
+            "unknown task `{}`; expected one of: {}",
+            args.task,
+            tasks::names().join(", ")
+        ))
+    })?;
+    let mut fields = BTreeMap::new();
+    for spec in &args.fields {
+        let (field, column) = spec
+            .split_once('=')
+            .ok_or_else(|| UsageError::new(format!("--field `{spec}`: expected FIELD=COLUMN")))?;
+        fields.insert(field.trim().to_string(), column.trim().to_string());
+    }
+    if let Some(c) = &args.text_field {
+        fields.insert(task.edit_field.to_string(), c.clone());
+    }
+    if let Some(c) = &args.label_field {
+        fields.insert("label".to_string(), c.clone());
+    }
+    let format = match args.format.as_deref() {
+        Some("csv") => Some(SourceFormat::Csv),
+        Some("jsonl") => Some(SourceFormat::Jsonl),
+        Some("parquet") => Some(SourceFormat::Parquet),
+        _ => None,
+    };
+    let generator = match (&args.llm_url, &args.model) {
+        (Some(url), Some(model)) => GeneratorConfig::Llm(LlmGeneratorConfig {
+            endpoint: endpoint(url.clone(), model.clone(), args.api_key_env.clone(), &args),
+            n: args.n,
+            temperature: args.temperature,
+            top_p: None,
+            seed: args.seed,
+            max_tokens: args.max_tokens,
+            prompts_dir: args.prompts_dir.clone(),
+        }),
+        _ => {
+            let ops = if args.ops.is_empty() {
+                RuleOp::ALL.to_vec()
+            } else {
+                args.ops
+                    .iter()
+                    .map(|name| {
+                        RuleOp::ALL
+                            .into_iter()
+                            .find(|op| op.name() == name.trim())
+                            .ok_or_else(|| {
+                                let all: Vec<&str> = RuleOp::ALL.iter().map(|o| o.name()).collect();
+                                UsageError::new(format!(
+                                    "--ops: unknown operation `{name}`; expected: {}",
+                                    all.join(", ")
+                                ))
+                            })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            GeneratorConfig::Rules {
+                ops,
+                max_per_op: args.max_per_op,
+            }
+        }
+    };
+    let embedder = match (&args.embed_url, &args.embed_model) {
+        (Some(url), Some(model)) => EmbedderConfig::Http {
+            endpoint: endpoint(
+                url.clone(),
+                model.clone(),
+                args.embed_api_key_env.clone(),
+                &args,
+            ),
+        },
+        _ => EmbedderConfig::Local {
+            model_dir: args.model_dir.clone(),
+            batch_size: 32,
+        },
+    };
+    let d = task.filters;
+    let mut filters = vec![FilterConfig::EditDistance {
+        max_word_edits: args.max_word_edits.unwrap_or(d.max_word_edits),
+        max_edit_ratio: args.max_edit_ratio.unwrap_or(d.max_edit_ratio),
+    }];
+    if !args.no_similarity {
+        filters.push(FilterConfig::Similarity {
+            min: args.sim_min.unwrap_or(d.similarity_min),
+            max: args.sim_max.unwrap_or(d.similarity_max),
+        });
+    }
+    let config = PipelineConfig {
+        name: None,
+        task: args.task.clone(),
+        out: Some(args.out.clone()),
+        concurrency: args.concurrency,
+        source: SourceConfig {
+            path: args.input.clone(),
+            format,
+            id: args.id_field.clone(),
+            fields,
+            edited: args.edited_field.clone(),
+            edited_label: args.edited_label_field.clone(),
+            edit_type: args.edit_type_field.clone(),
+            max_bad_rows: args.max_bad_rows,
+            max_field_bytes: 16 * 1024,
+            limit: args.limit,
+        },
+        generator,
+        embedder,
+        filters: Some(filters),
+        dedup: DedupConfig::default(),
+        sink: SinkConfig {
+            rows_per_shard: args.rows_per_shard,
+            write_rejected: !args.no_rejected,
+        },
+    };
+    config.validate()?;
+    Ok(config)
+}

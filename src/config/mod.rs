@@ -1,0 +1,578 @@
+//! The pipeline description: what `foil run PIPELINE.toml` reads and what
+//! `foil generate` builds from its flags. Both end in the same
+//! [`PipelineConfig`], so the two surfaces cannot drift apart.
+//!
+//! Parsing is strict (`deny_unknown_fields`): a typo in a pipeline file is an
+//! error naming the key, never silently ignored. Secrets are never part of a
+//! config: endpoints name the environment variable that holds the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::UsageError;
+use crate::tasks::{self, TaskPreset};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// A name for the job (defaults to the pipeline file's stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Task preset: question, caption, nli, claim or text.
+    pub task: String,
+    /// Output folder; relative paths are resolved against the pipeline
+    /// file's folder. `--out` overrides.
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    /// Source examples (or, in pairs mode, candidate pairs) in flight at
+    /// once in each stage.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub generator: GeneratorConfig,
+    #[serde(default)]
+    pub embedder: EmbedderConfig,
+    /// Filters in the order given; when absent, the task's defaults
+    /// (edit distance, then similarity band: cheapest first).
+    #[serde(default)]
+    pub filters: Option<Vec<FilterConfig>>,
+    #[serde(default)]
+    pub dedup: DedupConfig,
+    #[serde(default)]
+    pub sink: SinkConfig,
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    Csv,
+    Jsonl,
+    Parquet,
+}
+
+impl SourceFormat {
+    pub fn from_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(SourceFormat::Csv),
+            "jsonl" | "ndjson" => Some(SourceFormat::Jsonl),
+            "parquet" | "pq" => Some(SourceFormat::Parquet),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub path: PathBuf,
+    /// csv, jsonl or parquet; guessed from the extension when absent.
+    #[serde(default)]
+    pub format: Option<SourceFormat>,
+    /// Column holding a stable id; a content hash is used when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Task field → input column, for fields whose column is not the
+    /// task's default name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Pairs mode: the column holding an edit made elsewhere. Generation is
+    /// skipped and the pairs are checked, deduplicated and written.
+    #[serde(default)]
+    pub edited: Option<String>,
+    #[serde(default)]
+    pub edited_label: Option<String>,
+    #[serde(default)]
+    pub edit_type: Option<String>,
+    /// Rows that fail to parse or lack a required field are quarantined;
+    /// more than this many fails the run.
+    #[serde(default = "default_max_bad_rows")]
+    pub max_bad_rows: u64,
+    /// Longest accepted field, in bytes.
+    #[serde(default = "default_max_field_bytes")]
+    pub max_field_bytes: usize,
+    /// Read at most this many examples (handy for a first look).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+fn default_max_bad_rows() -> u64 {
+    10
+}
+
+fn default_max_field_bytes() -> usize {
+    16 * 1024
+}
+
+impl SourceConfig {
+    pub fn pairs_mode(&self) -> bool {
+        self.edited.is_some()
+    }
+
+    pub fn resolved_format(&self) -> Result<SourceFormat, UsageError> {
+        self.format
+            .or_else(|| SourceFormat::from_path(&self.path))
+            .ok_or_else(|| {
+                UsageError::new(format!(
+                    "cannot tell the format of `{}` from its extension; set `format` \
+                     (csv, jsonl or parquet)",
+                    self.path.display()
+                ))
+            })
+    }
+
+    /// The input column for a task field: the mapping, else the task's
+    /// default column name.
+    pub fn column_for(&self, task: &TaskPreset, field: &str) -> Option<String> {
+        self.fields
+            .get(field)
+            .cloned()
+            .or_else(|| task.field(field).map(|f| f.default_column.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleOp {
+    Negation,
+    Antonym,
+    Number,
+    Quantifier,
+    Comparative,
+    Temporal,
+    Gender,
+}
+
+impl RuleOp {
+    pub const ALL: [RuleOp; 7] = [
+        RuleOp::Negation,
+        RuleOp::Antonym,
+        RuleOp::Number,
+        RuleOp::Quantifier,
+        RuleOp::Comparative,
+        RuleOp::Temporal,
+        RuleOp::Gender,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleOp::Negation => "negation",
+            RuleOp::Antonym => "antonym",
+            RuleOp::Number => "number",
+            RuleOp::Quantifier => "quantifier",
+            RuleOp::Comparative => "comparative",
+            RuleOp::Temporal => "temporal",
+            RuleOp::Gender => "gender",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GeneratorConfig {
+    /// Offline, deterministic perturbations: the embedded default.
+    Rules {
+        #[serde(default = "all_ops")]
+        ops: Vec<RuleOp>,
+        /// Most candidates one operation makes per source.
+        #[serde(default = "default_max_per_op")]
+        max_per_op: usize,
+    },
+    /// Any OpenAI-compatible chat completions endpoint.
+    Llm(LlmGeneratorConfig),
+}
+
+fn all_ops() -> Vec<RuleOp> {
+    RuleOp::ALL.to_vec()
+}
+
+fn default_max_per_op() -> usize {
+    2
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig::Rules {
+            ops: all_ops(),
+            max_per_op: default_max_per_op(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Base URL ending in `/v1`.
+    pub url: String,
+    pub model: String,
+    /// Name of the environment variable holding the API key; the key may be
+    /// absent for local servers.
+    #[serde(default = "default_api_key_env")]
+    pub api_key_env: String,
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: f64,
+    /// Attempts per request (first try included) on 429, 5xx, timeouts.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First retry waits about this long; each further one twice as long.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+}
+
+pub fn default_api_key_env() -> String {
+    "OPENAI_API_KEY".to_string()
+}
+
+fn default_timeout_s() -> f64 {
+    60.0
+}
+
+fn default_attempts() -> u32 {
+    4
+}
+
+fn default_retry_base_ms() -> u64 {
+    500
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmGeneratorConfig {
+    #[serde(flatten)]
+    pub endpoint: EndpointConfig,
+    /// Candidates asked for per source (one request each, seeds `seed`,
+    /// `seed + 1`, …).
+    #[serde(default = "default_n")]
+    pub n: u32,
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    /// A folder with `<task>/system.jinja`, `user.jinja`, `schema.json`
+    /// replacing the built-in templates.
+    #[serde(default)]
+    pub prompts_dir: Option<PathBuf>,
+}
+
+fn default_n() -> u32 {
+    2
+}
+
+fn default_temperature() -> f64 {
+    0.7
+}
+
+fn default_max_tokens() -> u32 {
+    256
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EmbedderConfig {
+    /// all-MiniLM-L6-v2 (or any BERT-family sentence model folder) run
+    /// in-process with candle.
+    Local {
+        /// A folder with config.json, tokenizer.json, model.safetensors;
+        /// default: `$FOIL_MODEL_DIR`, else the cache folder that
+        /// `scripts/fetch-model` fills.
+        #[serde(default)]
+        model_dir: Option<PathBuf>,
+        #[serde(default = "default_embed_batch")]
+        batch_size: usize,
+    },
+    /// Any OpenAI-compatible `/v1/embeddings` endpoint.
+    Http {
+        #[serde(flatten)]
+        endpoint: EndpointConfig,
+    },
+}
+
+fn default_embed_batch() -> usize {
+    32
+}
+
+impl Default for EmbedderConfig {
+    fn default() -> Self {
+        EmbedderConfig::Local {
+            model_dir: None,
+            batch_size: default_embed_batch(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FilterConfig {
+    /// Word-level Levenshtein distance between original and edit. No-ops
+    /// (identical after normalisation) are always rejected.
+    EditDistance {
+        max_word_edits: u32,
+        /// Edits divided by the original's word count.
+        max_edit_ratio: f64,
+    },
+    /// Cosine similarity of the embeddings must lie in `[min, max]`.
+    Similarity { min: f64, max: f64 },
+}
+
+impl FilterConfig {
+    pub fn stage_name(&self) -> &'static str {
+        match self {
+            FilterConfig::EditDistance { .. } => "edit_distance",
+            FilterConfig::Similarity { .. } => "similarity",
+        }
+    }
+
+    /// The task's default filters, cheapest first.
+    pub fn defaults_for(task: &TaskPreset) -> Vec<FilterConfig> {
+        vec![
+            FilterConfig::EditDistance {
+                max_word_edits: task.filters.max_word_edits,
+                max_edit_ratio: task.filters.max_edit_ratio,
+            },
+            FilterConfig::Similarity {
+                min: task.filters.similarity_min,
+                max: task.filters.similarity_max,
+            },
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupConfig {
+    #[serde(default = "yes")]
+    pub exact: bool,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig { exact: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    #[serde(default = "default_rows_per_shard")]
+    pub rows_per_shard: usize,
+    /// Also write rejected pairs, with stage and reason, to `rejected/`.
+    #[serde(default = "yes")]
+    pub write_rejected: bool,
+}
+
+fn default_rows_per_shard() -> usize {
+    50_000
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            rows_per_shard: default_rows_per_shard(),
+            write_rejected: true,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Parse a pipeline file; relative paths inside it are resolved against
+    /// the file's folder.
+    pub fn from_file(path: &Path) -> Result<Self, UsageError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UsageError::new(format!("reading `{}`: {e}", path.display())))?;
+        let mut cfg: PipelineConfig = toml::from_str(&text)
+            .map_err(|e| UsageError::new(format!("`{}`: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.source.path = join_relative(base, &cfg.source.path);
+        if let Some(out) = &cfg.out {
+            cfg.out = Some(join_relative(base, out));
+        }
+        if let GeneratorConfig::Llm(llm) = &mut cfg.generator
+            && let Some(dir) = &llm.prompts_dir
+        {
+            llm.prompts_dir = Some(join_relative(base, dir));
+        }
+        if let EmbedderConfig::Local {
+            model_dir: Some(dir),
+            ..
+        } = &mut cfg.embedder
+        {
+            *dir = join_relative(base, dir);
+        }
+        if cfg.name.is_none() {
+            cfg.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        }
+        cfg.validate()
+            .map_err(|e| UsageError::new(format!("`{}`: {}", path.display(), e.0)))?;
+        Ok(cfg)
+    }
+
+    pub fn task(&self) -> Result<&'static TaskPreset, UsageError> {
+        tasks::preset(&self.task).ok_or_else(|| {
+            UsageError::new(format!(
+                "unknown task `{}`; expected one of: {}",
+                self.task,
+                tasks::names().join(", ")
+            ))
+        })
+    }
+
+    /// The filters this run uses: the configured ones, or the task's.
+    pub fn resolved_filters(&self) -> Result<Vec<FilterConfig>, UsageError> {
+        Ok(match &self.filters {
+            Some(f) => f.clone(),
+            None => FilterConfig::defaults_for(self.task()?),
+        })
+    }
+
+    /// Checks serde cannot express: known task, sane bounds, a mapping that
+    /// names every required field.
+    pub fn validate(&self) -> Result<(), UsageError> {
+        let task = self.task()?;
+        if self.concurrency == 0 {
+            return Err(UsageError::new("`concurrency` must be at least 1"));
+        }
+        self.source.resolved_format()?;
+        for field in self.source.fields.keys() {
+            if task.field(field).is_none() {
+                let known: Vec<&str> = task.fields.iter().map(|f| f.name).collect();
+                return Err(UsageError::new(format!(
+                    "source.fields: task `{}` has no field `{field}`; its fields are: {}",
+                    task.name,
+                    known.join(", ")
+                )));
+            }
+        }
+        for f in self.resolved_filters()? {
+            match f {
+                FilterConfig::EditDistance {
+                    max_edit_ratio,
+                    max_word_edits,
+                } => {
+                    if max_word_edits == 0 || max_edit_ratio.is_nan() || max_edit_ratio <= 0.0 {
+                        return Err(UsageError::new(
+                            "filters.edit_distance: max_word_edits and max_edit_ratio must be \
+                             above 0 (a zero bound would reject every edit)",
+                        ));
+                    }
+                }
+                FilterConfig::Similarity { min, max } => {
+                    if !(-1.0..=1.0).contains(&min) || !(-1.0..=1.0).contains(&max) || min > max {
+                        return Err(UsageError::new(format!(
+                            "filters.similarity: need -1 <= min <= max <= 1, got min = {min}, \
+                             max = {max}"
+                        )));
+                    }
+                }
+            }
+        }
+        if let GeneratorConfig::Llm(llm) = &self.generator {
+            check_endpoint("generator", &llm.endpoint)?;
+            if llm.n == 0 {
+                return Err(UsageError::new("generator.n must be at least 1"));
+            }
+        }
+        if let EmbedderConfig::Http { endpoint } = &self.embedder {
+            check_endpoint("embedder", endpoint)?;
+        }
+        if self.sink.rows_per_shard == 0 {
+            return Err(UsageError::new("sink.rows_per_shard must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Does any stage need embeddings?
+    pub fn needs_embedder(&self) -> bool {
+        self.resolved_filters()
+            .map(|fs| {
+                fs.iter()
+                    .any(|f| matches!(f, FilterConfig::Similarity { .. }))
+            })
+            .unwrap_or(false)
+    }
+}
+
+fn check_endpoint(what: &str, e: &EndpointConfig) -> Result<(), UsageError> {
+    if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
+        return Err(UsageError::new(format!(
+            "{what}.url must start with http:// or https://, got `{}`",
+            e.url
+        )));
+    }
+    if e.model.trim().is_empty() {
+        return Err(UsageError::new(format!("{what}.model must not be empty")));
+    }
+    if e.max_attempts == 0 || e.timeout_s.is_nan() || e.timeout_s <= 0.0 {
+        return Err(UsageError::new(format!(
+            "{what}: max_attempts and timeout_s must be above 0"
+        )));
+    }
+    Ok(())
+}
+
+fn join_relative(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<PipelineConfig, String> {
+        let cfg: PipelineConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.validate().map_err(|e| e.0)?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn minimal_file_gets_rules_local_embedder_and_task_filters() {
+        let cfg = parse("task = \"question\"\n[source]\npath = \"q.csv\"\n").unwrap();
+        assert!(matches!(cfg.generator, GeneratorConfig::Rules { .. }));
+        assert!(matches!(cfg.embedder, EmbedderConfig::Local { .. }));
+        assert_eq!(cfg.resolved_filters().unwrap().len(), 2);
+        assert!(cfg.needs_embedder());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err =
+            parse("task = \"question\"\nconcurrenc = 3\n[source]\npath = \"q.csv\"\n").unwrap_err();
+        assert!(err.contains("concurrenc"), "{err}");
+    }
+
+    #[test]
+    fn unknown_task_and_field_are_named() {
+        let err = parse("task = \"qa\"\n[source]\npath = \"q.csv\"\n").unwrap_err();
+        assert!(err.contains("unknown task `qa`"), "{err}");
+        let err =
+            parse("task = \"claim\"\n[source]\npath = \"q.csv\"\nfields = { answer = \"a\" }\n")
+                .unwrap_err();
+        assert!(err.contains("no field `answer`"), "{err}");
+    }
+
+    #[test]
+    fn inverted_similarity_band_is_refused() {
+        let err = parse(
+            "task = \"text\"\n[source]\npath = \"t.jsonl\"\n[[filters]]\nkind = \"similarity\"\nmin = 0.9\nmax = 0.2\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("min <= max"), "{err}");
+    }
+}

@@ -1,0 +1,73 @@
+//! Exact dedup on the normalised edited example: the same edit twice for
+//! one source, or the same edited example reached from two sources
+//! (for NLI, the unedited premise is part of the key, so a hypothesis may
+//! recur with different premises).
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::record::SourceBatch;
+use crate::text::normalize;
+
+pub const STAGE: &str = "dedup";
+
+/// Remembers a 16-byte digest per surviving edit (not the text), so memory
+/// stays small on large runs.
+#[derive(Default)]
+pub struct ExactDedup {
+    seen: HashMap<[u8; 16], u64>,
+}
+
+impl ExactDedup {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn key(batch: &SourceBatch, edited_field: &str, edited: &str) -> [u8; 16] {
+        let mut h = Sha256::new();
+        for (name, value) in &batch.example.fields {
+            if name != edited_field && name != "label" {
+                h.update(name.as_bytes());
+                h.update([0x1f]);
+                h.update(normalize(value).as_bytes());
+                h.update([0x1e]);
+            }
+        }
+        h.update(edited_field.as_bytes());
+        h.update([0x1f]);
+        h.update(normalize(edited).as_bytes());
+        let d = h.finalize();
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&d[..16]);
+        k
+    }
+
+    /// Reject live candidates whose edit was already accepted.
+    pub fn apply(&mut self, batch: &mut SourceBatch) {
+        let seq = batch.example.seq;
+        let keys: Vec<Option<[u8; 16]>> = batch
+            .candidates
+            .iter()
+            .map(|c| (!c.is_rejected()).then(|| Self::key(batch, &c.edited_field, &c.edited)))
+            .collect();
+        for (c, key) in batch.candidates.iter_mut().zip(keys) {
+            let Some(key) = key else { continue };
+            match self.seen.get(&key) {
+                Some(&first) if first == seq => c.reject(
+                    STAGE,
+                    "duplicate_within_source",
+                    "same normalised edit as an earlier candidate of this source",
+                ),
+                Some(&first) => c.reject(
+                    STAGE,
+                    "duplicate_across_sources",
+                    format!("same normalised edited example as source #{first}"),
+                ),
+                None => {
+                    self.seen.insert(key, seq);
+                }
+            }
+        }
+    }
+}

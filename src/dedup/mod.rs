@@ -1,0 +1,7 @@
+//! Deduplication of accepted pairs. Dedup is a barrier stage: it sees
+//! batches in source order (the runtime guarantees it), so "first seen
+//! wins" picks the same survivor whatever the concurrency.
+
+pub mod exact;
+
+pub use exact::ExactDedup;

@@ -1,0 +1,247 @@
+//! A BERT-family sentence model run in-process with candle: mean pooling
+//! over the attention mask, then L2 normalisation — what
+//! sentence-transformers does for all-MiniLM-L6-v2.
+//!
+//! The model lives on one worker thread that drains a queue, so requests
+//! from many concurrent pipeline tasks are batched together; within a batch
+//! texts are sorted by length and padded only to the longest of their
+//! chunk, so short edits do not pay for long ones.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use futures::future::BoxFuture;
+use tokenizers::{Tokenizer, TruncationParams};
+use tokio::sync::oneshot;
+
+use super::{EmbedError, Embedder};
+
+/// The folder `scripts/fetch-model` fills: `$FOIL_MODEL_DIR`, else
+/// `$FOIL_CACHE/models/all-MiniLM-L6-v2` (`~/.cache/foil` by default).
+pub fn default_model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FOIL_MODEL_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("FOIL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            home.join(".cache").join("foil")
+        });
+    cache.join("models").join("all-MiniLM-L6-v2")
+}
+
+fn model_err(e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Model(e.to_string())
+}
+
+/// The model and its tokenizer, used from one thread.
+pub struct SentenceModel {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    pub dim: usize,
+    name: String,
+}
+
+impl SentenceModel {
+    /// Load from a folder with `config.json`, `tokenizer.json` and
+    /// `model.safetensors` (any BERT-family sentence model).
+    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+            if !dir.join(f).is_file() {
+                return Err(EmbedError::Model(format!(
+                    "`{}` has no {f}; fetch the default model with `scripts/fetch-model`, or \
+                     point `embedder.model_dir` (or $FOIL_MODEL_DIR) at a sentence-model folder",
+                    dir.display()
+                )));
+            }
+        }
+        let config_text = std::fs::read_to_string(dir.join("config.json")).map_err(model_err)?;
+        let config: Config = serde_json::from_str(&config_text)
+            .map_err(|e| EmbedError::Model(format!("{}/config.json: {e}", dir.display())))?;
+        let dim = serde_json::from_str::<serde_json::Value>(&config_text)
+            .ok()
+            .and_then(|v| v["hidden_size"].as_u64())
+            .unwrap_or(0) as usize;
+        // sentence-transformers truncates at max_seq_length (256 for
+        // MiniLM), not at the tokenizer file's 128.
+        let max_len = std::fs::read_to_string(dir.join("sentence_bert_config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["max_seq_length"].as_u64())
+            .unwrap_or(512) as usize;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| EmbedError::Model(format!("{}/tokenizer.json: {e}", dir.display())))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                ..Default::default()
+            }))
+            .map_err(model_err)?;
+        let device = Device::Cpu;
+        // SAFETY: the weights file is memory-mapped read-only; foil never
+        // writes to it, and a model folder changed under a running process
+        // is outside what any loader can defend against.
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(
+                &[dir.join("model.safetensors")],
+                DType::F32,
+                &device,
+            )
+        }
+        .map_err(model_err)?;
+        let model = BertModel::load(vb, &config).map_err(model_err)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "local".to_string());
+        Ok(SentenceModel {
+            model,
+            tokenizer,
+            device,
+            dim,
+            name,
+        })
+    }
+
+    /// Embed texts, `batch` at a time after sorting by token length; the
+    /// result is in input order.
+    pub fn embed(&self, texts: &[String], batch: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(model_err)?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(batch.max(1)) {
+            let len = chunk
+                .iter()
+                .map(|&i| encodings[i].get_ids().len())
+                .max()
+                .unwrap_or(1)
+                .max(1);
+            let mut ids = Vec::with_capacity(chunk.len() * len);
+            let mut mask = Vec::with_capacity(chunk.len() * len);
+            for &i in chunk {
+                let e = &encodings[i];
+                ids.extend_from_slice(e.get_ids());
+                mask.extend_from_slice(e.get_attention_mask());
+                let pad = len - e.get_ids().len();
+                ids.extend(std::iter::repeat_n(0u32, pad));
+                mask.extend(std::iter::repeat_n(0u32, pad));
+            }
+            let vectors = self
+                .forward(&ids, &mask, chunk.len(), len)
+                .map_err(model_err)?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn forward(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        rows: usize,
+        len: usize,
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
+        let ids = Tensor::from_slice(ids, (rows, len), &self.device)?;
+        let mask = Tensor::from_slice(mask, (rows, len), &self.device)?;
+        let types = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&m)?.sum(1)?;
+        let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        mean.broadcast_div(&norm)?.to_vec2::<f32>()
+    }
+}
+
+struct Job {
+    texts: Vec<String>,
+    reply: oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
+}
+
+/// The local model behind a queue, batched across callers.
+pub struct LocalEmbedder {
+    queue: mpsc::Sender<Job>,
+    description: String,
+}
+
+impl LocalEmbedder {
+    /// Load the model (on the calling thread, so load errors surface here)
+    /// and start its worker thread.
+    pub fn start(dir: &Path, batch_size: usize) -> Result<Self, EmbedError> {
+        let model = SentenceModel::load(dir)?;
+        let description = format!("{} (local, candle, {} dims)", model.name, model.dim);
+        let (queue, jobs) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("foil-embed".into())
+            .spawn(move || worker(model, jobs, batch_size))
+            .map_err(model_err)?;
+        Ok(LocalEmbedder { queue, description })
+    }
+}
+
+fn worker(model: SentenceModel, jobs: mpsc::Receiver<Job>, batch_size: usize) {
+    while let Ok(first) = jobs.recv() {
+        // Take whatever else is waiting, up to a few batches' worth.
+        let mut batch = vec![first];
+        let mut count = batch[0].texts.len();
+        while count < batch_size * 4 {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    count += job.texts.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let all: Vec<String> = batch.iter().flat_map(|j| j.texts.iter().cloned()).collect();
+        match model.embed(&all, batch_size) {
+            Ok(vectors) => {
+                let mut it = vectors.into_iter();
+                for job in batch {
+                    let mine: Vec<Vec<f32>> = it.by_ref().take(job.texts.len()).collect();
+                    let _ = job.reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Embedder for LocalEmbedder {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>> {
+        Box::pin(async move {
+            if texts.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (reply, rx) = oneshot::channel();
+            self.queue
+                .send(Job { texts, reply })
+                .map_err(|_| EmbedError::Model("embedding worker stopped".into()))?;
+            rx.await
+                .map_err(|_| EmbedError::Model("embedding worker stopped".into()))?
+        })
+    }
+}

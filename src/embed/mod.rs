@@ -1,0 +1,103 @@
+//! Sentence embeddings for the similarity band. The [`Embedder`] trait has
+//! two implementations: [`local::LocalEmbedder`] (a BERT-family sentence
+//! model run in-process with candle; all-MiniLM-L6-v2 by default) and
+//! [`http::HttpEmbedder`] (any OpenAI-compatible `/v1/embeddings`).
+//! [`CachedEmbedder`] wraps either so each distinct text is embedded once.
+
+pub mod http;
+pub mod local;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EmbedError {
+    #[error("embedding model: {0}")]
+    Model(String),
+    #[error("embedding endpoint: {0}")]
+    Endpoint(String),
+}
+
+/// Turns texts into vectors (L2-normalised for the local model).
+pub trait Embedder: Send + Sync {
+    /// A name for the manifest: model and where it runs.
+    fn describe(&self) -> String;
+    fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>>;
+}
+
+/// Remembers vectors by text so that an original shared by many edits, or
+/// an edit repeated across sources, is embedded once. Memory is bounded:
+/// two generations of at most `capacity` entries each; when the young one
+/// fills, the old one is dropped.
+pub struct CachedEmbedder {
+    inner: Arc<dyn Embedder>,
+    capacity: usize,
+    hasher: RandomState,
+    generations: Mutex<[HashMap<u64, Arc<Vec<f32>>>; 2]>,
+}
+
+impl CachedEmbedder {
+    pub fn new(inner: Arc<dyn Embedder>, capacity: usize) -> Self {
+        CachedEmbedder {
+            inner,
+            capacity: capacity.max(1),
+            hasher: RandomState::new(),
+            generations: Mutex::new([HashMap::new(), HashMap::new()]),
+        }
+    }
+
+    fn get(&self, key: u64) -> Option<Arc<Vec<f32>>> {
+        let g = self.generations.lock().ok()?;
+        g[0].get(&key).or_else(|| g[1].get(&key)).cloned()
+    }
+
+    fn put(&self, key: u64, v: Arc<Vec<f32>>) {
+        if let Ok(mut g) = self.generations.lock() {
+            if g[0].len() >= self.capacity {
+                g[1] = std::mem::take(&mut g[0]);
+            }
+            g[0].insert(key, v);
+        }
+    }
+
+    /// Vectors for `texts`, in order, computing only the ones not seen.
+    pub async fn embed_all(&self, texts: &[&str]) -> Result<Vec<Arc<Vec<f32>>>, EmbedError> {
+        let keys: Vec<u64> = texts.iter().map(|t| self.hasher.hash_one(t)).collect();
+        let mut found: Vec<Option<Arc<Vec<f32>>>> = keys.iter().map(|k| self.get(*k)).collect();
+        let mut missing: Vec<usize> = Vec::new();
+        let mut missing_texts: Vec<String> = Vec::new();
+        for (i, f) in found.iter().enumerate() {
+            if f.is_none() && !missing.iter().any(|&j| keys[j] == keys[i]) {
+                missing.push(i);
+                missing_texts.push(texts[i].to_string());
+            }
+        }
+        if !missing.is_empty() {
+            let vectors = self.inner.embed(missing_texts).await?;
+            for (&i, v) in missing.iter().zip(vectors) {
+                let v = Arc::new(v);
+                self.put(keys[i], v.clone());
+                found[i] = Some(v);
+            }
+            for i in 0..found.len() {
+                if found[i].is_none() {
+                    found[i] = missing
+                        .iter()
+                        .find(|&&j| keys[j] == keys[i])
+                        .and_then(|&j| found[j].clone());
+                }
+            }
+        }
+        found
+            .into_iter()
+            .map(|f| f.ok_or_else(|| EmbedError::Model("embedder returned too few vectors".into())))
+            .collect()
+    }
+
+    pub fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}

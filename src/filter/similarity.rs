@@ -1,0 +1,64 @@
+//! The similarity band: cosine(original, edit) must lie in `[min, max]` —
+//! close enough to be a minimal edit, not so close that it is a
+//! paraphrase that changes nothing.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::Filter;
+use crate::embed::CachedEmbedder;
+use crate::record::SourceBatch;
+use crate::text::cosine;
+
+pub struct SimilarityBand {
+    pub min: f64,
+    pub max: f64,
+    pub embedder: Arc<CachedEmbedder>,
+}
+
+impl Filter for SimilarityBand {
+    fn stage(&self) -> &'static str {
+        "similarity"
+    }
+
+    fn apply<'a>(&'a self, batch: &'a mut SourceBatch) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let live: Vec<usize> = (0..batch.candidates.len())
+                .filter(|&i| !batch.candidates[i].is_rejected())
+                .collect();
+            if live.is_empty() {
+                return Ok(());
+            }
+            // The original first, then each live edit; the cache embeds a
+            // text shared by several candidates once.
+            let mut texts: Vec<&str> = vec![batch.candidates[live[0]].original.as_str()];
+            texts.extend(live.iter().map(|&i| batch.candidates[i].edited.as_str()));
+            let vectors = self
+                .embedder
+                .embed_all(&texts)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (k, &i) in live.iter().enumerate() {
+                let c = &mut batch.candidates[i];
+                // Round so the stored score is what was compared.
+                let sim = (f64::from(cosine(&vectors[0], &vectors[k + 1])) * 1e6).round() / 1e6;
+                c.scores.similarity = Some(sim);
+                if sim < self.min {
+                    c.reject(
+                        "similarity",
+                        "similarity_below_min",
+                        format!("cosine {sim:.4} < {}", self.min),
+                    );
+                } else if sim > self.max {
+                    c.reject(
+                        "similarity",
+                        "similarity_above_max",
+                        format!("cosine {sim:.4} > {}", self.max),
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+}

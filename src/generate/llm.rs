@@ -1,0 +1,276 @@
+//! The LLM generator: renders the task's prompt templates, asks an
+//! OpenAI-compatible chat endpoint for JSON (a `json_schema` response
+//! format, falling back to `json_object` for servers that refuse it),
+//! validates each reply against the task's schema and turns it into a
+//! candidate with the prompt's sha256 and the sampling parameters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::BoxFuture;
+use minijinja::Environment;
+use serde_json::{Value, json};
+
+use super::{GenerateFailure, Generated, Generator};
+use crate::config::LlmGeneratorConfig;
+use crate::llm::{OpenAiClient, extract_json_object, schema};
+use crate::record::{Candidate, Relation, SourceExample};
+use crate::tasks::TaskPreset;
+use crate::text::sha256_hex;
+
+/// The templates a run uses, loaded once.
+#[derive(Debug, Clone)]
+pub struct PromptSet {
+    pub system: String,
+    pub user: String,
+    pub schema: Value,
+    /// sha256 over system template, user template and schema: changes
+    /// whenever any of them does.
+    pub sha256: String,
+}
+
+impl PromptSet {
+    /// The task's templates: from `prompts_dir/<task>/` when given, else
+    /// the copies compiled into the binary.
+    pub fn load(task: &TaskPreset, prompts_dir: Option<&std::path::Path>) -> Result<Self, String> {
+        let (system, user, schema_text) = match prompts_dir {
+            Some(dir) => {
+                let read = |name: &str| {
+                    let p = dir.join(task.name).join(name);
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| format!("reading `{}`: {e}", p.display()))
+                };
+                (
+                    read("system.jinja")?,
+                    read("user.jinja")?,
+                    read("schema.json")?,
+                )
+            }
+            None => (
+                task.prompts.system.to_string(),
+                task.prompts.user.to_string(),
+                task.prompts.schema.to_string(),
+            ),
+        };
+        let schema: Value = serde_json::from_str(&schema_text)
+            .map_err(|e| format!("{} schema.json: {e}", task.name))?;
+        let sha256 = sha256_hex(format!("{system}\u{1f}{user}\u{1f}{schema_text}").as_bytes());
+        let set = PromptSet {
+            system,
+            user,
+            schema,
+            sha256,
+        };
+        // Fail at start, not on the first example, when a template is broken.
+        set.environment()
+            .map_err(|e| format!("{} prompt templates: {e}", task.name))?;
+        Ok(set)
+    }
+
+    /// A template environment with no loader: templates cannot include
+    /// files, and nothing exposes the process environment.
+    fn environment(&self) -> Result<Environment<'static>, minijinja::Error> {
+        let mut env = Environment::new();
+        env.add_template_owned("system", self.system.clone())?;
+        env.add_template_owned("user", self.user.clone())?;
+        Ok(env)
+    }
+
+    /// The chat messages for one example.
+    pub fn render(
+        &self,
+        task: &TaskPreset,
+        example: &SourceExample,
+        edit_type: Option<&str>,
+    ) -> Result<Vec<Value>, minijinja::Error> {
+        let env = self.environment()?;
+        let ctx = minijinja::context! {
+            task => task.name,
+            text => example.field(task.edit_field).unwrap_or_default(),
+            label => example.field("label").unwrap_or_default(),
+            fields => &example.fields,
+            edit_types => task.edit_types.to_vec(),
+            edit_type => edit_type.unwrap_or_default(),
+        };
+        let system = env.get_template("system")?.render(&ctx)?;
+        let user = env.get_template("user")?.render(&ctx)?;
+        Ok(vec![
+            json!({"role": "system", "content": system.trim()}),
+            json!({"role": "user", "content": user.trim()}),
+        ])
+    }
+}
+
+pub struct LlmGenerator {
+    task: &'static TaskPreset,
+    config: LlmGeneratorConfig,
+    client: OpenAiClient,
+    prompts: PromptSet,
+    /// Set after a server refused `json_schema`: later requests go straight
+    /// to `json_object`.
+    schema_refused: AtomicBool,
+}
+
+impl LlmGenerator {
+    pub fn new(
+        task: &'static TaskPreset,
+        config: LlmGeneratorConfig,
+        client: OpenAiClient,
+        prompts: PromptSet,
+    ) -> Self {
+        LlmGenerator {
+            task,
+            config,
+            client,
+            prompts,
+            schema_refused: AtomicBool::new(false),
+        }
+    }
+
+    pub fn prompt_sha256(&self) -> &str {
+        &self.prompts.sha256
+    }
+
+    fn body(&self, messages: &[Value], seed: u64, json_schema: bool) -> Value {
+        let response_format = if json_schema {
+            json!({
+                "type": "json_schema",
+                "json_schema": {"name": format!("{}_edit", self.task.name), "schema": self.prompts.schema, "strict": true}
+            })
+        } else {
+            json!({"type": "json_object"})
+        };
+        let mut body = json!({
+            "model": self.config.endpoint.model,
+            "messages": messages,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+            "seed": seed,
+            "n": 1,
+            "response_format": response_format,
+        });
+        if let Some(top_p) = self.config.top_p {
+            body["top_p"] = json!(top_p);
+        }
+        body
+    }
+
+    /// One candidate request; falls back to `json_object` once when the
+    /// server answers 400 to `json_schema`. `Ok(None)` is an unusable reply.
+    async fn request(
+        &self,
+        example: &SourceExample,
+        messages: &[Value],
+        seed: u64,
+        out: &mut Generated,
+    ) -> Result<Option<Candidate>, GenerateFailure> {
+        let mut use_schema = !self.schema_refused.load(Ordering::Relaxed);
+        let reply = loop {
+            let body = self.body(messages, seed, use_schema);
+            out.requests += 1;
+            match self.client.chat(&body).await {
+                Ok(r) => break r,
+                Err((err, _)) if use_schema && err.status() == Some(400) => {
+                    tracing::info!(
+                        "endpoint refused response_format json_schema; using json_object"
+                    );
+                    self.schema_refused.store(true, Ordering::Relaxed);
+                    use_schema = false;
+                }
+                Err((err, attempts)) => {
+                    return Err(GenerateFailure {
+                        reason: "request_failed".to_string(),
+                        error: err.to_string(),
+                        attempts,
+                    });
+                }
+            }
+        };
+        out.prompt_tokens += reply.prompt_tokens;
+        out.completion_tokens += reply.completion_tokens;
+        let candidate = self.candidate_from_reply(example, &reply.content, seed);
+        if candidate.is_none() {
+            out.invalid_replies += 1;
+        }
+        Ok(candidate)
+    }
+
+    /// Parse and validate a reply; `None` when it is not usable.
+    fn candidate_from_reply(
+        &self,
+        example: &SourceExample,
+        content: &str,
+        seed: u64,
+    ) -> Option<Candidate> {
+        let Some(value) = extract_json_object(content) else {
+            tracing::debug!(source_id = %example.source_id, "reply is not a JSON object");
+            return None;
+        };
+        if let Err(why) = schema::validate(&self.prompts.schema, &value) {
+            tracing::debug!(source_id = %example.source_id, %why, "reply violates the task schema");
+            return None;
+        }
+        let r = &self.task.reply;
+        let edited = value[r.edited].as_str()?.trim().to_string();
+        let mut c = Candidate::new(
+            example,
+            self.task.edit_field,
+            edited,
+            Relation::Flip,
+            value[r.edit_type].as_str().unwrap_or("unspecified"),
+            format!("llm:{}", self.config.endpoint.model),
+        );
+        c.edited_label = r
+            .new_label
+            .and_then(|k| value[k].as_str())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        c.rationale = r
+            .rationale
+            .and_then(|k| value[k].as_str())
+            .map(str::to_string);
+        c.prompt_sha256 = Some(self.prompts.sha256.clone());
+        c.temperature = Some(self.config.temperature);
+        c.seed = Some(seed);
+        Some(c)
+    }
+}
+
+impl Generator for LlmGenerator {
+    fn describe(&self) -> String {
+        format!("llm:{}", self.config.endpoint.model)
+    }
+
+    fn generate(&self, example: Arc<SourceExample>) -> BoxFuture<'_, Generated> {
+        Box::pin(async move {
+            let mut out = Generated::default();
+            let messages = match self.prompts.render(self.task, &example, None) {
+                Ok(m) => m,
+                Err(e) => {
+                    out.failure = Some(GenerateFailure {
+                        reason: "prompt_render_failed".to_string(),
+                        error: e.to_string(),
+                        attempts: 0,
+                    });
+                    return out;
+                }
+            };
+            let base_seed = self.config.seed.unwrap_or(0);
+            for i in 0..u64::from(self.config.n) {
+                match self
+                    .request(&example, &messages, base_seed + i, &mut out)
+                    .await
+                {
+                    Ok(Some(c)) => out.candidates.push(c),
+                    Ok(None) => {}
+                    Err(f) => {
+                        out.failure = Some(f);
+                        break;
+                    }
+                }
+            }
+            out
+        })
+    }
+}

@@ -1,0 +1,353 @@
+//! A small OpenAI-compatible client (chat completions and embeddings) for
+//! every endpoint foil talks to: OpenAI, vLLM, llama.cpp's server, Ollama.
+//!
+//! The key comes from the environment variable the config names and lives
+//! only in the `Authorization` header: [`ApiKey`] never prints, and every
+//! error message passes through [`OpenAiClient::redact`] in case a server
+//! echoes it back.
+
+pub mod schema;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::EndpointConfig;
+
+/// An API key that never shows itself in `Debug` or `Display`.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("{url}: HTTP {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("{url}: unexpected reply: {message}")]
+    Decode { url: String, message: String },
+}
+
+impl LlmError {
+    /// Worth another attempt: rate limits, server errors, timeouts and
+    /// dropped connections. Other 4xx answers will not change on retry.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LlmError::Status { status, .. } => matches!(status, 408 | 409 | 429) || *status >= 500,
+            LlmError::Transport { .. } => true,
+            LlmError::Decode { .. } => true,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            LlmError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A chat completion's text and token counts.
+#[derive(Debug, Clone)]
+pub struct ChatReply {
+    pub content: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub finish_reason: Option<String>,
+    pub attempts: u32,
+}
+
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    base: String,
+    key: Option<ApiKey>,
+    max_attempts: u32,
+    retry_base: Duration,
+}
+
+impl fmt::Debug for OpenAiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiClient")
+            .field("base", &self.base)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl OpenAiClient {
+    /// Build a client; the key is read from the environment variable the
+    /// endpoint names, and may be absent (local servers need none).
+    pub fn new(endpoint: &EndpointConfig) -> Result<Self, LlmError> {
+        let key = std::env::var(&endpoint.api_key_env)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .map(ApiKey);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(endpoint.timeout_s))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| LlmError::Transport {
+                url: endpoint.url.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(OpenAiClient {
+            http,
+            base: endpoint.url.trim_end_matches('/').to_string(),
+            key,
+            max_attempts: endpoint.max_attempts,
+            retry_base: Duration::from_millis(endpoint.retry_base_ms),
+        })
+    }
+
+    /// Remove the key from a message, should a server have echoed it.
+    pub fn redact(&self, message: &str) -> String {
+        match &self.key {
+            Some(ApiKey(k)) if k.len() >= 4 => message.replace(k.as_str(), "<redacted>"),
+            _ => message.to_string(),
+        }
+    }
+
+    fn endpoint_url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path)
+    }
+
+    /// One POST, no retries.
+    async fn post_once(
+        &self,
+        url: &str,
+        body: &Value,
+    ) -> Result<(Value, Option<Duration>), (LlmError, Option<Duration>)> {
+        let mut req = self.http.post(url).json(body);
+        if let Some(ApiKey(k)) = &self.key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.map_err(|e| {
+            (
+                LlmError::Transport {
+                    url: url.to_string(),
+                    message: self.redact(&transport_message(&e)),
+                },
+                None,
+            )
+        })?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 120.0)));
+        let text = resp.text().await.map_err(|e| {
+            (
+                LlmError::Transport {
+                    url: url.to_string(),
+                    message: self.redact(&transport_message(&e)),
+                },
+                None,
+            )
+        })?;
+        if !status.is_success() {
+            let excerpt: String = text.chars().take(300).collect();
+            return Err((
+                LlmError::Status {
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                    body: self.redact(&excerpt),
+                },
+                retry_after,
+            ));
+        }
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            (
+                LlmError::Decode {
+                    url: url.to_string(),
+                    message: format!("body is not JSON ({e})"),
+                },
+                None,
+            )
+        })?;
+        Ok((value, retry_after))
+    }
+
+    /// POST with retries: exponential backoff with jitter, honouring
+    /// `Retry-After`. Returns the JSON body and the attempts used.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(Value, u32), (LlmError, u32)> {
+        let url = self.endpoint_url(path);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.post_once(&url, body).await {
+                Ok((v, _)) => return Ok((v, attempt)),
+                Err((err, retry_after)) => {
+                    if attempt >= self.max_attempts || !err.is_retryable() {
+                        return Err((err, attempt));
+                    }
+                    let wait = retry_after.unwrap_or_else(|| backoff(self.retry_base, attempt));
+                    tracing::debug!(%err, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// `POST /chat/completions`; the body is sent as given.
+    pub async fn chat(&self, body: &Value) -> Result<ChatReply, (LlmError, u32)> {
+        let (v, attempts) = self.post_json("chat/completions", body).await?;
+        let url = self.endpoint_url("chat/completions");
+        let choice = &v["choices"][0];
+        let content = choice["message"]["content"].as_str().ok_or_else(|| {
+            (
+                LlmError::Decode {
+                    url,
+                    message: "no choices[0].message.content".to_string(),
+                },
+                attempts,
+            )
+        })?;
+        Ok(ChatReply {
+            content: content.to_string(),
+            prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+            completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+            finish_reason: choice["finish_reason"].as_str().map(str::to_string),
+            attempts,
+        })
+    }
+
+    /// `POST /embeddings` for a batch of texts, in input order.
+    pub async fn embeddings(
+        &self,
+        model: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, LlmError> {
+        let body = json!({"model": model, "input": texts});
+        let (v, _) = self
+            .post_json("embeddings", &body)
+            .await
+            .map_err(|(e, _)| e)?;
+        let url = self.endpoint_url("embeddings");
+        let data = v["data"].as_array().ok_or_else(|| LlmError::Decode {
+            url: url.clone(),
+            message: "no `data` array".to_string(),
+        })?;
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+        for (pos, item) in data.iter().enumerate() {
+            let index = item["index"].as_u64().map_or(pos, |i| i as usize);
+            let vector = item["embedding"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_f64())
+                    .map(|x| x as f32)
+                    .collect()
+            });
+            if let (Some(slot), Some(vector)) = (out.get_mut(index), vector) {
+                *slot = Some(vector);
+            }
+        }
+        out.into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.ok_or_else(|| LlmError::Decode {
+                    url: url.clone(),
+                    message: format!("no embedding for input {i}"),
+                })
+            })
+            .collect()
+    }
+}
+
+fn transport_message(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped while reading the reply"
+    } else {
+        "request failed"
+    };
+    // The source chain says why (refused, reset) without the URL twice.
+    let mut msg = kind.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+/// `base * 2^(attempt-1)`, capped at 30 s, with up to 50% jitter so that
+/// workers that failed together do not retry together.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(Duration::from_secs(30));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = capped.mul_f64(f64::from(nanos % 1000) / 2000.0);
+    capped + jitter
+}
+
+/// The first JSON object in a reply, tolerating prose or code fences
+/// around it.
+pub fn extract_json_object(content: &str) -> Option<Value> {
+    if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(content.trim()) {
+        return Some(v);
+    }
+    let start = content.find('{')?;
+    let end = content.rfind('}')?;
+    if end <= start {
+        return None;
+    }
+    match serde_json::from_str::<Value>(&content[start..=end]) {
+        Ok(v @ Value::Object(_)) => Some(v),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_never_prints() {
+        let k = ApiKey("sk-secret-123".into());
+        assert!(!format!("{k:?}").contains("secret"));
+    }
+
+    #[test]
+    fn json_is_found_inside_prose() {
+        let v =
+            extract_json_object("Sure! ```json\n{\"edited\": \"x\"}\n``` hope that helps").unwrap();
+        assert_eq!(v["edited"], "x");
+        assert!(extract_json_object("no json here").is_none());
+        assert!(extract_json_object("[1, 2]").is_none());
+    }
+
+    #[test]
+    fn only_transient_failures_retry() {
+        let s = |status| LlmError::Status {
+            url: String::new(),
+            status,
+            body: String::new(),
+        };
+        assert!(s(429).is_retryable());
+        assert!(s(503).is_retryable());
+        assert!(!s(400).is_retryable());
+        assert!(!s(401).is_retryable());
+    }
+}

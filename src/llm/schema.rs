@@ -1,0 +1,121 @@
+//! The subset of JSON Schema foil's reply schemas use: `type`,
+//! `properties`, `required`, `additionalProperties: false`, `enum`,
+//! `minLength`. A reply that breaks it is a malformed reply, named by the
+//! path of the first violation.
+
+use serde_json::Value;
+
+/// Check `value` against `schema`; the error names the offending path.
+pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
+    check(schema, value, "$")
+}
+
+fn type_ok(expected: &str, v: &Value) -> bool {
+    match expected {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "number" => v.is_number(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => true,
+    }
+}
+
+fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
+    if let Some(t) = schema.get("type").and_then(Value::as_str)
+        && !type_ok(t, v)
+    {
+        return Err(format!("{path}: expected {t}, got {}", kind(v)));
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(v)
+    {
+        return Err(format!(
+            "{path}: {v} is not one of {}",
+            Value::Array(options.clone())
+        ));
+    }
+    if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), v.as_str())
+        && (s.trim().chars().count() as u64) < min
+    {
+        return Err(format!("{path}: shorter than {min} characters"));
+    }
+    if let Some(obj) = v.as_object() {
+        let props = schema.get("properties").and_then(Value::as_object);
+        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+            for r in required.iter().filter_map(Value::as_str) {
+                if !obj.contains_key(r) {
+                    return Err(format!("{path}: missing required field `{r}`"));
+                }
+            }
+        }
+        for (k, child) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => check(s, child, &format!("{path}.{k}"))?,
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    return Err(format!("{path}: unexpected field `{k}`"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
+        for (i, item) in arr.iter().enumerate() {
+            check(items, item, &format!("{path}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        serde_json::from_str(crate::tasks::preset("question").unwrap().prompts.schema).unwrap()
+    }
+
+    #[test]
+    fn good_reply_passes() {
+        let v = json!({"edited": "Who wrote Macbeth?", "new_answer": "Shakespeare", "edit_type": "entity"});
+        assert_eq!(validate(&schema(), &v), Ok(()));
+    }
+
+    #[test]
+    fn violations_name_the_path() {
+        let missing = json!({"edited": "x", "edit_type": "entity"});
+        assert!(
+            validate(&schema(), &missing)
+                .unwrap_err()
+                .contains("new_answer")
+        );
+        let wrong_type = json!({"edited": 3, "new_answer": "a", "edit_type": "entity"});
+        assert!(
+            validate(&schema(), &wrong_type)
+                .unwrap_err()
+                .contains("$.edited")
+        );
+        let bad_enum = json!({"edited": "x", "new_answer": "a", "edit_type": "vibes"});
+        assert!(
+            validate(&schema(), &bad_enum)
+                .unwrap_err()
+                .contains("edit_type")
+        );
+        let extra = json!({"edited": "x", "new_answer": "a", "edit_type": "entity", "mood": 1});
+        assert!(validate(&schema(), &extra).unwrap_err().contains("mood"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The data model: a source example as read from the input, and a candidate
+//! pair (original + edit) with its provenance, scores and — when a stage
+//! turned it down — the rejection. Rejections are data, not errors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::text::stable_hash;
+
+/// Whether an edit should change the gold label (a contrast) or keep it (an
+/// invariance probe, e.g. swapping gendered terms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    Flip,
+    Invariant,
+}
+
+impl Relation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Flip => "flip",
+            Relation::Invariant => "invariant",
+        }
+    }
+}
+
+/// Where a row came from, for messages that name file and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowOrigin {
+    pub file: Arc<str>,
+    /// 1-based line for CSV/JSONL (header is line 1 in CSV); 1-based row
+    /// for Parquet.
+    pub line: u64,
+}
+
+impl fmt::Display for RowOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// An edit that came with the input (pairs mode): made by people or by
+/// another tool, to be checked rather than generated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GivenEdit {
+    pub edited: String,
+    pub edited_label: Option<String>,
+    pub edit_type: Option<String>,
+}
+
+/// One example from the source, mapped onto the task's field names.
+#[derive(Debug, Clone)]
+pub struct SourceExample {
+    /// Position in the input (0-based); the pipeline keeps this order so
+    /// that output does not depend on concurrency.
+    pub seq: u64,
+    pub source_id: String,
+    /// Task field name (`text`, `label`, `premise`, …) → value.
+    pub fields: BTreeMap<String, String>,
+    /// Columns the mapping does not use, in input order; values that are
+    /// not strings are carried as their JSON text.
+    pub passthrough: Vec<(String, Option<String>)>,
+    pub given: Option<GivenEdit>,
+    pub origin: RowOrigin,
+}
+
+impl SourceExample {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// `source_id` from the content when the input has no id column.
+    pub fn content_id(task: &str, fields: &BTreeMap<String, String>) -> String {
+        let mut parts: Vec<&str> = vec![task];
+        for (k, v) in fields {
+            parts.push(k);
+            parts.push(v);
+        }
+        stable_hash(&parts, 16)
+    }
+}
+
+/// Why a stage turned a candidate down.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejection {
+    pub stage: String,
+    /// A short, stable reason code (counted in the funnel).
+    pub reason: String,
+    /// Human detail (the measured value and the bound).
+    pub detail: String,
+}
+
+/// Scores filters attach; absent when the filter did not run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Scores {
+    pub word_edits: Option<u32>,
+    pub edit_ratio: Option<f64>,
+    pub similarity: Option<f64>,
+}
+
+/// A candidate pair: the original, one edit of it, and everything needed to
+/// tell where the edit came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub pair_id: String,
+    pub source_id: String,
+    /// Which task field was edited (`text`, or `hypothesis` for NLI).
+    pub edited_field: String,
+    pub original: String,
+    pub edited: String,
+    pub original_label: Option<String>,
+    pub edited_label: Option<String>,
+    pub relation: Relation,
+    pub edit_type: String,
+    /// `rules:<op>`, `llm:<model>` or `given:<file name>`.
+    pub generator: String,
+    pub prompt_sha256: Option<String>,
+    pub temperature: Option<f64>,
+    pub seed: Option<u64>,
+    pub rationale: Option<String>,
+    pub scores: Scores,
+    pub rejection: Option<Rejection>,
+}
+
+impl Candidate {
+    /// Stable id of a pair: the same source and the same edit always get the
+    /// same id, whatever produced it and whenever.
+    pub fn pair_id_for(source_id: &str, edited_field: &str, edited: &str) -> String {
+        stable_hash(&[source_id, edited_field, edited], 16)
+    }
+
+    pub fn new(
+        example: &SourceExample,
+        edited_field: &str,
+        edited: String,
+        relation: Relation,
+        edit_type: impl Into<String>,
+        generator: impl Into<String>,
+    ) -> Self {
+        let original = example.field(edited_field).unwrap_or_default().to_string();
+        Candidate {
+            pair_id: Self::pair_id_for(&example.source_id, edited_field, &edited),
+            source_id: example.source_id.clone(),
+            edited_field: edited_field.to_string(),
+            original,
+            edited,
+            original_label: example.field("label").map(str::to_string),
+            edited_label: None,
+            relation,
+            edit_type: edit_type.into(),
+            generator: generator.into(),
+            prompt_sha256: None,
+            temperature: None,
+            seed: None,
+            rationale: None,
+            scores: Scores::default(),
+            rejection: None,
+        }
+    }
+
+    pub fn is_rejected(&self) -> bool {
+        self.rejection.is_some()
+    }
+
+    pub fn reject(&mut self, stage: &str, reason: &str, detail: impl Into<String>) {
+        self.rejection = Some(Rejection {
+            stage: stage.to_string(),
+            reason: reason.to_string(),
+            detail: detail.into(),
+        });
+    }
+}
+
+/// The unit that flows between stages: one source example and all its
+/// candidates. Keeping them together keeps per-source dedup and ordering
+/// simple.
+#[derive(Debug, Clone)]
+pub struct SourceBatch {
+    pub example: Arc<SourceExample>,
+    pub candidates: Vec<Candidate>,
+}

@@ -1,0 +1,115 @@
+//! `manifest.json`: what a run was (resolved config, prompt hashes,
+//! models, foil version), what it wrote (shards with row counts) and what
+//! happened on the way (the yield funnel: for each stage, items in, items
+//! out and rejections by reason).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::shards::ShardEntry;
+use crate::config::PipelineConfig;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One stage of the yield funnel. `in = out + sum(rejected) + failed`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageFunnel {
+    pub stage: String,
+    /// What the stage counts: `rows`, `sources` or `pairs`.
+    pub unit: String,
+    #[serde(rename = "in")]
+    pub in_: u64,
+    pub out: u64,
+    pub rejected: BTreeMap<String, u64>,
+    /// Items lost to an infrastructure failure (see dead-letter.jsonl).
+    #[serde(default)]
+    pub failed: u64,
+    /// For the generate stage: candidates produced from the sources out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produced: Option<u64>,
+}
+
+impl StageFunnel {
+    pub fn new(stage: &str, unit: &str) -> Self {
+        StageFunnel {
+            stage: stage.to_string(),
+            unit: unit.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn reject(&mut self, reason: &str) {
+        *self.rejected.entry(reason.to_string()).or_default() += 1;
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    pub fn adds_up(&self) -> bool {
+        self.in_ == self.out + self.rejected_total() + self.failed
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub rows_read: u64,
+    pub quarantined: u64,
+    pub sources: u64,
+    pub candidates: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub invalid_replies: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Models {
+    pub generator: String,
+    pub embedder: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub foil_version: String,
+    pub status: String,
+    pub task: String,
+    pub pairs_mode: bool,
+    pub started_unix: u64,
+    pub duration_s: f64,
+    /// The pipeline as run, defaults filled in (no secrets: endpoints name
+    /// the environment variable, never its value).
+    pub config: PipelineConfig,
+    /// Template set → sha256 of the prompt files used.
+    pub prompts: BTreeMap<String, String>,
+    pub models: Models,
+    pub counts: Counts,
+    pub usage: Usage,
+    pub funnel: Vec<StageFunnel>,
+    pub shards: Vec<ShardEntry>,
+    pub rejected_shards: Vec<ShardEntry>,
+}
+
+impl Manifest {
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        super::write_atomic(&dir.join(super::MANIFEST), text.as_bytes())
+    }
+
+    pub fn read(dir: &Path) -> Result<Self, String> {
+        let path = dir.join(super::MANIFEST);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading `{}`: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))
+    }
+}

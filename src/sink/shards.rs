@@ -1,0 +1,247 @@
+//! Parquet shards of pairs: `part-00000.parquet`, … — each written to a
+//! temp name and renamed once complete.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::record::Candidate;
+use crate::record::SourceExample;
+
+/// A committed shard, as listed in the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardEntry {
+    /// Path relative to the output folder.
+    pub path: String,
+    pub rows: usize,
+}
+
+/// A pair ready to be written: the candidate and the source row's
+/// passthrough columns.
+struct Row {
+    candidate: Candidate,
+    task: &'static str,
+    context: Option<String>,
+    passthrough: Vec<(String, Option<String>)>,
+}
+
+/// The fixed columns; passthrough columns that collide get `source_`.
+pub const PAIR_COLUMNS: &[&str] = &[
+    "pair_id",
+    "source_id",
+    "task",
+    "original",
+    "edited",
+    "original_label",
+    "edited_label",
+    "relation",
+    "edit_type",
+    "generator",
+    "edited_field",
+    "context",
+    "word_edits",
+    "edit_ratio",
+    "similarity",
+    "prompt_sha256",
+    "temperature",
+    "seed",
+    "rationale",
+    "reject_stage",
+    "reject_reason",
+    "reject_detail",
+];
+
+pub struct ShardWriter {
+    dir: PathBuf,
+    /// Relative folder prefix for manifest paths ("" or "rejected/").
+    prefix: String,
+    rows_per_shard: usize,
+    with_rejection: bool,
+    buffer: Vec<Row>,
+    pub shards: Vec<ShardEntry>,
+    pub rows_written: usize,
+}
+
+impl ShardWriter {
+    pub fn new(
+        root: &Path,
+        subdir: Option<&str>,
+        rows_per_shard: usize,
+        with_rejection: bool,
+    ) -> Self {
+        let (dir, prefix) = match subdir {
+            Some(s) => (root.join(s), format!("{s}/")),
+            None => (root.to_path_buf(), String::new()),
+        };
+        ShardWriter {
+            dir,
+            prefix,
+            rows_per_shard,
+            with_rejection,
+            buffer: Vec::new(),
+            shards: Vec::new(),
+            rows_written: 0,
+        }
+    }
+
+    /// Queue a pair; a full buffer becomes a shard.
+    pub fn push(
+        &mut self,
+        candidate: Candidate,
+        task: &'static str,
+        example: &SourceExample,
+        edit_field: &str,
+    ) -> PolarsResult<()> {
+        // Unedited fields other than the label (the NLI premise, a QA
+        // context) travel with the pair.
+        let context: Vec<&str> = example
+            .fields
+            .iter()
+            .filter(|(k, _)| k.as_str() != edit_field && k.as_str() != "label")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        self.buffer.push(Row {
+            candidate,
+            task,
+            context: (!context.is_empty()).then(|| context.join("\n")),
+            passthrough: example.passthrough.clone(),
+        });
+        if self.buffer.len() >= self.rows_per_shard {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write whatever is buffered as one more shard.
+    pub fn flush(&mut self) -> PolarsResult<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.buffer);
+        let mut df = to_frame(&rows, self.with_rejection)?;
+        fs::create_dir_all(&self.dir)?;
+        let name = format!("part-{:05}.parquet", self.shards.len());
+        let path = self.dir.join(&name);
+        let tmp = super::tmp_path(&path);
+        {
+            let mut file = File::create(&tmp)?;
+            ParquetWriter::new(&mut file)
+                .with_compression(ParquetCompression::Zstd(None))
+                .finish(&mut df)?;
+            file.sync_all()?;
+        }
+        fs::rename(&tmp, &path)?;
+        self.rows_written += rows.len();
+        self.shards.push(ShardEntry {
+            path: format!("{}{name}", self.prefix),
+            rows: rows.len(),
+        });
+        Ok(())
+    }
+}
+
+fn str_col(name: &str, values: Vec<Option<String>>) -> Column {
+    Column::new(name.into(), values)
+}
+
+fn to_frame(rows: &[Row], with_rejection: bool) -> PolarsResult<DataFrame> {
+    let s = |f: &dyn Fn(&Row) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let mut cols = vec![
+        str_col("pair_id", s(&|r| Some(r.candidate.pair_id.clone()))),
+        str_col("source_id", s(&|r| Some(r.candidate.source_id.clone()))),
+        str_col("task", s(&|r| Some(r.task.to_string()))),
+        str_col("original", s(&|r| Some(r.candidate.original.clone()))),
+        str_col("edited", s(&|r| Some(r.candidate.edited.clone()))),
+        str_col("original_label", s(&|r| r.candidate.original_label.clone())),
+        str_col("edited_label", s(&|r| r.candidate.edited_label.clone())),
+        str_col(
+            "relation",
+            s(&|r| Some(r.candidate.relation.as_str().to_string())),
+        ),
+        str_col("edit_type", s(&|r| Some(r.candidate.edit_type.clone()))),
+        str_col("generator", s(&|r| Some(r.candidate.generator.clone()))),
+        str_col(
+            "edited_field",
+            s(&|r| Some(r.candidate.edited_field.clone())),
+        ),
+        str_col("context", s(&|r| r.context.clone())),
+        Column::new(
+            "word_edits".into(),
+            rows.iter()
+                .map(|r| r.candidate.scores.word_edits)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "edit_ratio".into(),
+            rows.iter()
+                .map(|r| r.candidate.scores.edit_ratio)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "similarity".into(),
+            rows.iter()
+                .map(|r| r.candidate.scores.similarity)
+                .collect::<Vec<_>>(),
+        ),
+        str_col("prompt_sha256", s(&|r| r.candidate.prompt_sha256.clone())),
+        Column::new(
+            "temperature".into(),
+            rows.iter()
+                .map(|r| r.candidate.temperature)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "seed".into(),
+            rows.iter().map(|r| r.candidate.seed).collect::<Vec<_>>(),
+        ),
+        str_col("rationale", s(&|r| r.candidate.rationale.clone())),
+    ];
+    if with_rejection {
+        cols.push(str_col(
+            "reject_stage",
+            s(&|r| r.candidate.rejection.as_ref().map(|x| x.stage.clone())),
+        ));
+        cols.push(str_col(
+            "reject_reason",
+            s(&|r| r.candidate.rejection.as_ref().map(|x| x.reason.clone())),
+        ));
+        cols.push(str_col(
+            "reject_detail",
+            s(&|r| r.candidate.rejection.as_ref().map(|x| x.detail.clone())),
+        ));
+    }
+    // Passthrough columns: the union over the shard, in first-seen order.
+    let mut names: Vec<&str> = Vec::new();
+    for r in rows {
+        for (n, _) in &r.passthrough {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    for name in names {
+        let values = s(&|r| {
+            r.passthrough
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.clone())
+        });
+        let out_name = if PAIR_COLUMNS.contains(&name) {
+            format!("source_{name}")
+        } else {
+            name.to_string()
+        };
+        cols.push(str_col(&out_name, values));
+    }
+    DataFrame::new(rows.len(), cols)
+}
+
+/// Read the shards of an output folder back (for `foil inspect` and tests).
+pub fn read_shards(dir: &Path, entries: &[ShardEntry]) -> PolarsResult<Vec<DataFrame>> {
+    entries
+        .iter()
+        .map(|e| ParquetReader::new(File::open(dir.join(&e.path))?).finish())
+        .collect()
+}

@@ -1,0 +1,304 @@
+//! Sources: CSV, JSONL and Parquet readers that stream rows (never the whole
+//! file) and map them onto the task's fields.
+//!
+//! A reader yields [`SourceItem`]s: an example, or a bad row with file, line
+//! and field, which the runtime quarantines. Only problems that make the
+//! whole input unusable (a missing file, a missing column in the header) are
+//! errors.
+
+mod csv;
+mod jsonl;
+mod parquet;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::UsageError;
+use crate::config::{SourceConfig, SourceFormat};
+use crate::record::{GivenEdit, RowOrigin, SourceExample};
+use crate::tasks::TaskPreset;
+
+/// A row that could not become an example, with where and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BadRow {
+    pub file: String,
+    /// 1-based line (CSV, JSONL) or row (Parquet).
+    pub line: u64,
+    pub field: Option<String>,
+    pub reason: String,
+    /// A short reason code for the funnel (`malformed_row`, `missing_field`, …).
+    pub code: &'static str,
+}
+
+#[derive(Debug)]
+pub enum SourceItem {
+    Example(SourceExample),
+    Bad(BadRow),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error("reading `{file}`: {message}")]
+    Read { file: String, message: String },
+}
+
+/// A streaming reader over one input file.
+pub type SourceIter = Box<dyn Iterator<Item = Result<SourceItem, SourceError>> + Send>;
+
+/// Open the configured source as a stream of items.
+pub fn open(config: &SourceConfig, task: &'static TaskPreset) -> Result<SourceIter, SourceError> {
+    let path = &config.path;
+    if !path.exists() {
+        return Err(UsageError::new(format!("input `{}` does not exist", path.display())).into());
+    }
+    let mapper = RowMapper::new(config, task, path);
+    Ok(match config.resolved_format()? {
+        SourceFormat::Csv => Box::new(csv::CsvRows::open(path, mapper)?),
+        SourceFormat::Jsonl => Box::new(jsonl::JsonlRows::open(path, mapper)?),
+        SourceFormat::Parquet => Box::new(parquet::ParquetRows::open(path, mapper)?),
+    })
+}
+
+/// One input value: `None` for null/absent; non-string JSON values arrive
+/// as their JSON text.
+pub(crate) type RawValue = Option<String>;
+
+/// Turns a row of named values into a [`SourceExample`] or a [`BadRow`];
+/// shared by the three readers so mapping rules are the same everywhere.
+pub(crate) struct RowMapper {
+    file: Arc<str>,
+    task: &'static TaskPreset,
+    /// (task field, input column, required)
+    fields: Vec<(String, String, bool)>,
+    id_column: Option<String>,
+    edited: Option<String>,
+    edited_label: Option<String>,
+    edit_type: Option<String>,
+    max_field_bytes: usize,
+}
+
+impl RowMapper {
+    fn new(config: &SourceConfig, task: &'static TaskPreset, path: &Path) -> Self {
+        let fields = task
+            .fields
+            .iter()
+            .filter_map(|f| {
+                config
+                    .column_for(task, f.name)
+                    .map(|col| (f.name.to_string(), col, f.required))
+            })
+            .collect();
+        RowMapper {
+            file: Arc::from(path.display().to_string()),
+            task,
+            fields,
+            id_column: config.id.clone(),
+            edited: config.edited.clone(),
+            edited_label: config.edited_label.clone(),
+            edit_type: config.edit_type.clone(),
+            max_field_bytes: config.max_field_bytes,
+        }
+    }
+
+    pub(crate) fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Columns the input must have (checked against a header up front for
+    /// CSV and Parquet): (column, what it is for).
+    pub(crate) fn required_columns(&self) -> Vec<(String, String)> {
+        let mut cols: Vec<(String, String)> = self
+            .fields
+            .iter()
+            .filter(|(_, _, req)| *req)
+            .map(|(f, c, _)| (c.clone(), format!("task field `{f}`")))
+            .collect();
+        if let Some(id) = &self.id_column {
+            cols.push((id.clone(), "the id".to_string()));
+        }
+        if let Some(e) = &self.edited {
+            cols.push((e.clone(), "the edited text (pairs mode)".to_string()));
+        }
+        for (c, what) in [
+            (&self.edited_label, "edited label"),
+            (&self.edit_type, "edit type"),
+        ] {
+            if let Some(c) = c {
+                cols.push((c.clone(), format!("the {what}")));
+            }
+        }
+        cols
+    }
+
+    /// Fail early, naming file and column, when a header lacks a column the
+    /// mapping needs.
+    pub(crate) fn check_header(&self, header: &[String]) -> Result<(), UsageError> {
+        for (col, what) in self.required_columns() {
+            if !header.contains(&col) {
+                return Err(UsageError::new(format!(
+                    "`{}`: no column `{col}` (needed for {what}); the columns are: {}. \
+                     Map the field with --{}-field or the [source] table",
+                    self.file,
+                    header.join(", "),
+                    what_flag(&what)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn bad(&self, line: u64, field: Option<&str>, code: &'static str, reason: String) -> BadRow {
+        BadRow {
+            file: self.file.to_string(),
+            line,
+            field: field.map(str::to_string),
+            reason,
+            code,
+        }
+    }
+
+    pub(crate) fn bad_row(&self, line: u64, code: &'static str, reason: String) -> SourceItem {
+        SourceItem::Bad(self.bad(line, None, code, reason))
+    }
+
+    /// Map one row (column name → value) to an example.
+    pub(crate) fn map(&self, seq: u64, line: u64, row: Vec<(String, RawValue)>) -> SourceItem {
+        let lookup = |col: &str| -> Option<&RawValue> {
+            row.iter().find(|(name, _)| name == col).map(|(_, v)| v)
+        };
+        let mut used: Vec<&str> = Vec::new();
+        let mut fields = BTreeMap::new();
+        for (field, column, required) in &self.fields {
+            used.push(column);
+            match lookup(column) {
+                Some(Some(value)) => {
+                    if value.len() > self.max_field_bytes {
+                        return SourceItem::Bad(self.bad(
+                            line,
+                            Some(column),
+                            "field_too_large",
+                            format!(
+                                "field `{column}` is {} bytes, over the limit of {}",
+                                value.len(),
+                                self.max_field_bytes
+                            ),
+                        ));
+                    }
+                    if value.trim().is_empty() {
+                        if *required {
+                            return SourceItem::Bad(self.bad(
+                                line,
+                                Some(column),
+                                "empty_field",
+                                format!("field `{column}` is empty"),
+                            ));
+                        }
+                        continue;
+                    }
+                    fields.insert(field.clone(), value.clone());
+                }
+                _ if *required => {
+                    return SourceItem::Bad(self.bad(
+                        line,
+                        Some(column),
+                        "missing_field",
+                        format!("required field `{column}` (task field `{field}`) is missing"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let source_id = match &self.id_column {
+            Some(col) => {
+                used.push(col);
+                match lookup(col) {
+                    Some(Some(v)) if !v.trim().is_empty() => v.clone(),
+                    _ => {
+                        return SourceItem::Bad(self.bad(
+                            line,
+                            Some(col),
+                            "missing_field",
+                            format!("id column `{col}` is missing or empty"),
+                        ));
+                    }
+                }
+            }
+            None => SourceExample::content_id(self.task.name, &fields),
+        };
+        let given = match &self.edited {
+            Some(col) => {
+                used.push(col);
+                let edited = match lookup(col) {
+                    Some(Some(v)) if !v.trim().is_empty() => v.clone(),
+                    _ => {
+                        return SourceItem::Bad(self.bad(
+                            line,
+                            Some(col),
+                            "missing_field",
+                            format!("edited column `{col}` is missing or empty"),
+                        ));
+                    }
+                };
+                let opt = |c: &Option<String>| -> Option<String> {
+                    lookup(c.as_ref()?)
+                        .cloned()
+                        .flatten()
+                        .filter(|v| !v.trim().is_empty())
+                };
+                used.extend(self.edited_label.iter().map(String::as_str));
+                used.extend(self.edit_type.iter().map(String::as_str));
+                let edited_label = opt(&self.edited_label);
+                let edit_type = opt(&self.edit_type);
+                Some(GivenEdit {
+                    edited,
+                    edited_label,
+                    edit_type,
+                })
+            }
+            None => None,
+        };
+        let passthrough = row
+            .iter()
+            .filter(|(name, _)| !used.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        SourceItem::Example(SourceExample {
+            seq,
+            source_id,
+            fields,
+            passthrough,
+            given,
+            origin: RowOrigin {
+                file: self.file.clone(),
+                line,
+            },
+        })
+    }
+}
+
+fn what_flag(what: &str) -> &'static str {
+    if what.contains("`label`") {
+        "label"
+    } else if what.contains("the id") {
+        "id"
+    } else if what.contains("edited text") {
+        "edited"
+    } else {
+        "text"
+    }
+}
+
+/// Render a JSON value as a raw input value: strings as they are, null as
+/// absent, everything else as compact JSON.
+pub(crate) fn json_to_raw(v: &serde_json::Value) -> RawValue {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}

@@ -1,0 +1,326 @@
+//! Task presets. A task names the fields it reads, which field gets
+//! edited, what its labels look like, its prompt templates and reply
+//! schema (files under `prompts/<task>/`), its edit taxonomy and its
+//! default filter bounds.
+//!
+//! Presets are data: adding a task is a `prompts/<task>/` folder and one
+//! entry in [`PRESETS`]; the runtime never matches on a task name.
+
+use serde_json::Value;
+
+/// A field of the task's input.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec {
+    /// The task's name for the field (`text`, `label`, `premise`, …).
+    pub name: &'static str,
+    /// The input column read when the mapping does not say otherwise.
+    pub default_column: &'static str,
+    pub required: bool,
+}
+
+/// What a task's labels look like, which decides what a rules edit does to
+/// the label.
+#[derive(Debug, Clone, Copy)]
+pub enum LabelKind {
+    /// No label (or one foil cannot reason about).
+    Unlabelled,
+    /// Free text (an answer): a flip leaves the new label unknown.
+    Free,
+    /// Two values: a flip turns one into the other.
+    Binary(&'static str, &'static str),
+    /// A closed set: a flip leaves the new label unknown until verified.
+    Classes(&'static [&'static str]),
+}
+
+impl LabelKind {
+    /// The label of a flipped edit, when the label set decides it.
+    pub fn flipped(&self, label: &str) -> Option<String> {
+        match self {
+            LabelKind::Binary(a, b) => {
+                let l = label.trim().to_lowercase();
+                if l == *a {
+                    Some(b.to_string())
+                } else if l == *b {
+                    Some(a.to_string())
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Default filter bounds for a task; a pipeline file may override each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FilterDefaults {
+    pub max_word_edits: u32,
+    pub max_edit_ratio: f64,
+    pub similarity_min: f64,
+    pub similarity_max: f64,
+}
+
+/// Where the LLM reply keeps the parts of a candidate.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyFields {
+    pub edited: &'static str,
+    pub new_label: Option<&'static str>,
+    pub edit_type: &'static str,
+    pub rationale: Option<&'static str>,
+}
+
+/// The prompt templates and reply schema shipped in `prompts/<task>/`,
+/// compiled into the binary so `foil` works from any directory. A pipeline
+/// can point `prompts_dir` at its own copies.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptFiles {
+    pub system: &'static str,
+    pub user: &'static str,
+    pub schema: &'static str,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TaskPreset {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub fields: &'static [FieldSpec],
+    /// The field an edit changes.
+    pub edit_field: &'static str,
+    pub label: LabelKind,
+    pub edit_types: &'static [&'static str],
+    pub reply: ReplyFields,
+    pub prompts: PromptFiles,
+    pub filters: FilterDefaults,
+}
+
+impl TaskPreset {
+    pub fn field(&self, name: &str) -> Option<&FieldSpec> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The reply JSON schema, parsed.
+    pub fn reply_schema(&self) -> Value {
+        // The schema files are part of the binary and checked by a test.
+        serde_json::from_str(self.prompts.schema).unwrap_or(Value::Null)
+    }
+}
+
+macro_rules! prompts {
+    ($task:literal) => {
+        PromptFiles {
+            system: include_str!(concat!("../../prompts/", $task, "/system.jinja")),
+            user: include_str!(concat!("../../prompts/", $task, "/user.jinja")),
+            schema: include_str!(concat!("../../prompts/", $task, "/schema.json")),
+        }
+    };
+}
+
+const fn field(name: &'static str, default_column: &'static str, required: bool) -> FieldSpec {
+    FieldSpec {
+        name,
+        default_column,
+        required,
+    }
+}
+
+pub const PRESETS: &[TaskPreset] = &[
+    TaskPreset {
+        name: "question",
+        summary: "minimally edited questions whose answer changes (MEQ)",
+        fields: &[
+            field("text", "question", true),
+            field("label", "answer", false),
+            field("context", "context", false),
+        ],
+        edit_field: "text",
+        label: LabelKind::Free,
+        edit_types: &[
+            "entity",
+            "attribute",
+            "number",
+            "negation",
+            "quantifier",
+            "comparative",
+            "temporal",
+            "relation",
+        ],
+        reply: ReplyFields {
+            edited: "edited",
+            new_label: Some("new_answer"),
+            edit_type: "edit_type",
+            rationale: Some("rationale"),
+        },
+        prompts: prompts!("question"),
+        filters: FilterDefaults {
+            max_word_edits: 4,
+            max_edit_ratio: 0.5,
+            similarity_min: 0.35,
+            similarity_max: 0.99,
+        },
+    },
+    TaskPreset {
+        name: "caption",
+        summary: "contrast captions with one misalignment (VideoCon, COCO-CON)",
+        fields: &[
+            field("text", "caption", true),
+            field("label", "label", false),
+            field("media", "media", false),
+        ],
+        edit_field: "text",
+        label: LabelKind::Unlabelled,
+        edit_types: &[
+            "object",
+            "action",
+            "attribute",
+            "counting",
+            "relation",
+            "hallucination",
+            "event_order",
+        ],
+        reply: ReplyFields {
+            edited: "edited",
+            new_label: None,
+            edit_type: "edit_type",
+            rationale: Some("explanation"),
+        },
+        prompts: prompts!("caption"),
+        filters: FilterDefaults {
+            max_word_edits: 5,
+            max_edit_ratio: 0.5,
+            similarity_min: 0.4,
+            similarity_max: 0.99,
+        },
+    },
+    TaskPreset {
+        name: "nli",
+        summary: "premise/hypothesis edits that reach another label (CAD, ScoNe)",
+        fields: &[
+            field("premise", "premise", true),
+            field("text", "hypothesis", true),
+            field("label", "label", false),
+        ],
+        edit_field: "text",
+        label: LabelKind::Classes(&["entailment", "neutral", "contradiction"]),
+        edit_types: &[
+            "negation",
+            "negation_scope",
+            "lexical",
+            "quantifier",
+            "insert",
+            "delete",
+            "resemantic",
+        ],
+        reply: ReplyFields {
+            edited: "edited",
+            new_label: Some("new_label"),
+            edit_type: "edit_type",
+            rationale: Some("rationale"),
+        },
+        prompts: prompts!("nli"),
+        filters: FilterDefaults {
+            max_word_edits: 5,
+            max_edit_ratio: 0.6,
+            similarity_min: 0.3,
+            similarity_max: 0.995,
+        },
+    },
+    TaskPreset {
+        name: "claim",
+        summary: "true claims made false and back (CREAK)",
+        fields: &[field("text", "claim", true), field("label", "label", false)],
+        edit_field: "text",
+        label: LabelKind::Binary("true", "false"),
+        edit_types: &[
+            "entity",
+            "attribute",
+            "number",
+            "negation",
+            "temporal",
+            "relation",
+        ],
+        reply: ReplyFields {
+            edited: "edited",
+            new_label: Some("new_label"),
+            edit_type: "edit_type",
+            rationale: Some("rationale"),
+        },
+        prompts: prompts!("claim"),
+        filters: FilterDefaults {
+            max_word_edits: 6,
+            max_edit_ratio: 0.6,
+            similarity_min: 0.3,
+            similarity_max: 0.99,
+        },
+    },
+    TaskPreset {
+        name: "text",
+        summary: "any text, Tailor/Polyjuice control codes as edit types",
+        fields: &[field("text", "text", true), field("label", "label", false)],
+        edit_field: "text",
+        label: LabelKind::Unlabelled,
+        edit_types: &[
+            "negation",
+            "quantifier",
+            "lexical",
+            "resemantic",
+            "insert",
+            "delete",
+            "restructure",
+            "shuffle",
+            "change_voice",
+            "change_tense",
+            "swap_core",
+        ],
+        reply: ReplyFields {
+            edited: "edited",
+            new_label: Some("new_label"),
+            edit_type: "edit_type",
+            rationale: None,
+        },
+        prompts: prompts!("text"),
+        filters: FilterDefaults {
+            max_word_edits: 8,
+            max_edit_ratio: 0.7,
+            similarity_min: 0.3,
+            similarity_max: 0.995,
+        },
+    },
+];
+
+/// Look a task up by name.
+pub fn preset(name: &str) -> Option<&'static TaskPreset> {
+    PRESETS.iter().find(|t| t.name == name)
+}
+
+/// Names of all tasks, for error messages and `--help`.
+pub fn names() -> Vec<&'static str> {
+    PRESETS.iter().map(|t| t.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_has_a_parsable_schema_naming_its_reply_fields() {
+        for t in PRESETS {
+            let schema: Value = serde_json::from_str(t.prompts.schema)
+                .unwrap_or_else(|e| panic!("{}: schema.json: {e}", t.name));
+            let props = schema["properties"].as_object().expect("properties");
+            assert!(props.contains_key(t.reply.edited), "{}", t.name);
+            assert!(props.contains_key(t.reply.edit_type), "{}", t.name);
+            if let Some(l) = t.reply.new_label {
+                assert!(props.contains_key(l), "{}: {l}", t.name);
+            }
+            assert!(t.field(t.edit_field).is_some(), "{}", t.name);
+        }
+    }
+
+    #[test]
+    fn binary_labels_flip_and_others_stay_unknown() {
+        let claim = preset("claim").unwrap();
+        assert_eq!(claim.label.flipped("True").as_deref(), Some("false"));
+        assert_eq!(claim.label.flipped("false").as_deref(), Some("true"));
+        assert_eq!(preset("nli").unwrap().label.flipped("neutral"), None);
+    }
+}

@@ -1,0 +1,92 @@
+//! The local embedder against reference vectors from sentence-transformers
+//! (tests/fixtures/minilm_reference.json, made by
+//! scripts/make-embedding-fixture.py from the same model folder).
+
+use foil::embed::local::{SentenceModel, default_model_dir};
+use foil::text::cosine;
+use serde_json::Value;
+
+use crate::support::fixture;
+
+fn model() -> SentenceModel {
+    SentenceModel::load(&default_model_dir())
+        .expect("the local model is missing: run scripts/fetch-model (as .ci/run does)")
+}
+
+#[test]
+fn local_embedder_matches_sentence_transformers() {
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("minilm_reference.json")).unwrap())
+            .unwrap();
+    let sentences: Vec<String> = reference["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<Vec<f32>> = reference["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    let m = model();
+    // Batch size 3 mixes lengths across chunks: padding must not leak in.
+    let got = m.embed(&sentences, 3).unwrap();
+    assert_eq!(got.len(), expected.len());
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(g.len(), 384);
+        let max_diff = g
+            .iter()
+            .zip(e)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max_diff < 1e-4,
+            "sentence {i} ({}) differs by {max_diff}",
+            sentences[i]
+        );
+        let norm: f32 = g.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "not normalised: {norm}");
+    }
+}
+
+#[test]
+fn hamlet_is_closer_to_macbeth_than_to_everest() {
+    let m = model();
+    let v = m
+        .embed(
+            &[
+                "Who wrote Hamlet?".into(),
+                "Who wrote Macbeth?".into(),
+                "How tall is Mount Everest?".into(),
+            ],
+            8,
+        )
+        .unwrap();
+    let macbeth = cosine(&v[0], &v[1]);
+    let everest = cosine(&v[0], &v[2]);
+    assert!(
+        macbeth > everest + 0.2,
+        "macbeth {macbeth} vs everest {everest}"
+    );
+}
+
+#[test]
+fn a_folder_without_a_model_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = match SentenceModel::load(dir.path()) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("loaded a model from an empty folder"),
+    };
+    assert!(
+        err.contains("config.json") && err.contains("scripts/fetch-model"),
+        "{err}"
+    );
+}

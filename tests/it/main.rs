@@ -1,0 +1,13 @@
+//! foil's integration tests: the real binary, real files, a fake
+//! OpenAI-compatible server on 127.0.0.1 and the real local embedding
+//! model (fetched by `scripts/fetch-model`, which `.ci/run` calls first).
+
+mod support;
+
+mod cli;
+mod determinism;
+mod embed;
+mod llm;
+mod pairs;
+mod pipelines;
+mod sources;

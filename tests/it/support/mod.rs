@@ -1,0 +1,138 @@
+//! Test support: running the real `foil` binary, temp folders, reading
+//! output shards back, and the fake OpenAI-compatible server.
+
+pub mod fake_openai;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use polars::prelude::{AnyValue, DataFrame};
+use serde_json::{Value, json};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(rel)
+}
+
+pub fn sample(rel: &str) -> PathBuf {
+    repo().join("data/samples").join(rel)
+}
+
+/// The `foil` binary, with logs quiet and the environment free of keys.
+pub fn foil() -> Command {
+    let mut c = Command::cargo_bin("foil").expect("foil binary");
+    c.env_remove("OPENAI_API_KEY").env_remove("RUST_LOG");
+    c
+}
+
+pub fn manifest(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest.json");
+    serde_json::from_str(&text).expect("manifest is JSON")
+}
+
+fn cell(v: AnyValue<'_>) -> Value {
+    match v {
+        AnyValue::Null => Value::Null,
+        AnyValue::String(s) => json!(s),
+        AnyValue::StringOwned(s) => json!(s.as_str()),
+        AnyValue::Float64(x) => json!(x),
+        AnyValue::UInt32(x) => json!(x),
+        AnyValue::UInt64(x) => json!(x),
+        other => json!(other.to_string()),
+    }
+}
+
+fn rows_of(df: &DataFrame) -> Vec<BTreeMap<String, Value>> {
+    (0..df.height())
+        .map(|i| {
+            df.columns()
+                .iter()
+                .map(|c| (c.name().to_string(), cell(c.get(i).expect("row"))))
+                .collect()
+        })
+        .collect()
+}
+
+/// Every row of the shards listed under `key` ("shards" or
+/// "rejected_shards") in the manifest.
+pub fn read_rows(dir: &Path, key: &str) -> Vec<BTreeMap<String, Value>> {
+    let m = manifest(dir);
+    let entries: Vec<foil::sink::shards::ShardEntry> =
+        serde_json::from_value(m[key].clone()).expect("shard list");
+    foil::sink::shards::read_shards(dir, &entries)
+        .expect("shards readable")
+        .iter()
+        .flat_map(rows_of)
+        .collect()
+}
+
+pub fn pair_ids(dir: &Path) -> Vec<String> {
+    read_rows(dir, "shards")
+        .into_iter()
+        .map(|r| r["pair_id"].as_str().expect("pair_id").to_string())
+        .collect()
+}
+
+/// Every file under `dir`, as text (lossy), for secret scans.
+pub fn all_output_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push_str(&String::from_utf8_lossy(&std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out
+}
+
+/// Check every funnel stage adds up: in = out + rejected + failed.
+pub fn assert_funnel_adds_up(m: &Value) {
+    let funnel = m["funnel"].as_array().expect("funnel");
+    assert!(!funnel.is_empty());
+    for s in funnel {
+        let rejected: u64 = s["rejected"]
+            .as_object()
+            .expect("rejected")
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        let (i, o, f) = (
+            s["in"].as_u64().unwrap(),
+            s["out"].as_u64().unwrap(),
+            s["failed"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            i,
+            o + rejected + f,
+            "stage {} does not add up: {s}",
+            s["stage"]
+        );
+    }
+    // Each stage takes what the one before it let through.
+    for w in funnel.windows(2) {
+        let (prev, next) = (&w[0], &w[1]);
+        let expected = if next["stage"] == "generate" {
+            prev["out"].as_u64()
+        } else if prev["stage"] == "generate" {
+            prev["produced"].as_u64()
+        } else {
+            prev["out"].as_u64()
+        };
+        assert_eq!(
+            next["in"].as_u64(),
+            expected,
+            "{} -> {}",
+            prev["stage"],
+            next["stage"]
+        );
+    }
+}
