@@ -127,6 +127,10 @@ pub struct GenerateArgs {
     /// Local sentence-model folder (config.json, tokenizer.json, model.safetensors).
     #[arg(long, help_heading = "Similarity")]
     pub model_dir: Option<PathBuf>,
+    /// Local model from a Hugging Face-style hub (owner/name), cached after the
+    /// first download; the hub address comes from $HF_ENDPOINT.
+    #[arg(long, help_heading = "Similarity", conflicts_with = "model_dir")]
+    pub hub_model: Option<String>,
     /// Lower bound of the similarity band (default: the task's).
     #[arg(long, help_heading = "Similarity")]
     pub sim_min: Option<f64>,

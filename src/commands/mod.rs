@@ -63,7 +63,7 @@ fn execute(
         ProgressMode::detect(quiet)
     };
     let summary = runtime.block_on(async move {
-        let pipeline = Pipeline::build(config, out)?;
+        let pipeline = Pipeline::build(config, out).await?;
         pipeline.run(mode).await
     })?;
     if json {

@@ -287,6 +287,12 @@ pub enum EmbedderConfig {
         /// `scripts/fetch-model` fills.
         #[serde(default)]
         model_dir: Option<PathBuf>,
+        /// Instead of a folder: a model repository on a Hugging Face-style
+        /// hub (`owner/name`), downloaded once into foil's cache.
+        #[serde(default)]
+        hub_model: Option<String>,
+        #[serde(default = "default_hub_revision")]
+        hub_revision: String,
         #[serde(default = "default_embed_batch")]
         batch_size: usize,
     },
@@ -301,10 +307,16 @@ fn default_embed_batch() -> usize {
     32
 }
 
+fn default_hub_revision() -> String {
+    "main".to_string()
+}
+
 impl Default for EmbedderConfig {
     fn default() -> Self {
         EmbedderConfig::Local {
             model_dir: None,
+            hub_model: None,
+            hub_revision: default_hub_revision(),
             batch_size: default_embed_batch(),
         }
     }

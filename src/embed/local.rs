@@ -25,15 +25,19 @@ pub fn default_model_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("FOIL_MODEL_DIR") {
         return PathBuf::from(dir);
     }
-    let cache = std::env::var_os("FOIL_CACHE")
+    cache_root().join("models").join("all-MiniLM-L6-v2")
+}
+
+/// foil's cache folder: `$FOIL_CACHE`, else `~/.cache/foil`.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("FOIL_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("."));
             home.join(".cache").join("foil")
-        });
-    cache.join("models").join("all-MiniLM-L6-v2")
+        })
 }
 
 fn model_err(e: impl std::fmt::Display) -> EmbedError {

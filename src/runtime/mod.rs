@@ -28,7 +28,7 @@ use crate::UsageError;
 use crate::config::{EmbedderConfig, FilterConfig, GeneratorConfig, PipelineConfig};
 use crate::dedup::ExactDedup;
 use crate::embed::http::HttpEmbedder;
-use crate::embed::local::{LocalEmbedder, default_model_dir};
+use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir};
 use crate::embed::{CachedEmbedder, Embedder};
 use crate::filter::{EditDistance, Filter, SimilarityBand};
 use crate::generate::given::GivenEdits;
@@ -85,13 +85,21 @@ struct DeadLetter<'a> {
     attempts: u32,
 }
 
-fn build_embedder(config: &EmbedderConfig) -> anyhow::Result<Arc<dyn Embedder>> {
+async fn build_embedder(config: &EmbedderConfig) -> anyhow::Result<Arc<dyn Embedder>> {
     Ok(match config {
         EmbedderConfig::Local {
             model_dir,
+            hub_model,
+            hub_revision,
             batch_size,
         } => {
-            let dir = model_dir.clone().unwrap_or_else(default_model_dir);
+            let dir = match (model_dir, hub_model) {
+                (Some(dir), _) => dir.clone(),
+                (None, Some(repo)) => crate::embed::hub::fetch(repo, hub_revision, &cache_root())
+                    .await
+                    .context("fetching the embedding model")?,
+                (None, None) => default_model_dir(),
+            };
             Arc::new(
                 LocalEmbedder::start(&dir, *batch_size)
                     .map_err(|e| UsageError::new(e.to_string()))?,
@@ -110,7 +118,7 @@ fn build_embedder(config: &EmbedderConfig) -> anyhow::Result<Arc<dyn Embedder>> 
 
 impl Pipeline {
     /// Build every stage; configuration problems are [`UsageError`]s.
-    pub fn build(mut config: PipelineConfig, out_dir: PathBuf) -> anyhow::Result<Self> {
+    pub async fn build(mut config: PipelineConfig, out_dir: PathBuf) -> anyhow::Result<Self> {
         config.validate()?;
         let task = config.task()?;
         let filter_configs = config.resolved_filters()?;
@@ -135,7 +143,7 @@ impl Pipeline {
         };
         let embedder = if config.needs_embedder() {
             Some(Arc::new(CachedEmbedder::new(
-                build_embedder(&config.embedder)?,
+                build_embedder(&config.embedder).await?,
                 EMBED_CACHE_ENTRIES,
             )))
         } else {

@@ -90,3 +90,75 @@ fn a_folder_without_a_model_names_what_is_missing() {
         "{err}"
     );
 }
+
+#[test]
+fn a_hub_model_is_downloaded_once_into_the_cache_and_gives_the_same_scores() {
+    use crate::support::fake_openai::{FakeOpenAi, Reply};
+    use crate::support::{foil, read_rows, sample};
+    // A stand-in hub serving the files of the locally fetched model.
+    let hub = FakeOpenAi::start(
+        std::sync::Arc::new(|_| Reply::chat("{}")),
+        std::time::Duration::ZERO,
+    );
+    let local = default_model_dir();
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "sentence_bert_config.json",
+    ] {
+        hub.serve_file(
+            &format!("/sentence-transformers/all-MiniLM-L6-v2/resolve/main/{f}"),
+            std::fs::read(local.join(f)).unwrap(),
+        );
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let run = |out: &std::path::Path, hub_args: &[&str]| {
+        foil()
+            .env("HF_ENDPOINT", format!("http://{}", hub.addr))
+            .env("FOIL_CACHE", cache.path())
+            .args([
+                "generate",
+                sample("claims.jsonl").to_str().unwrap(),
+                "--task",
+                "claim",
+                "--id-field",
+                "id",
+                "--quiet",
+            ])
+            .args(hub_args)
+            .arg("--out")
+            .arg(out)
+            .assert()
+            .success();
+        read_rows(out, "shards")
+    };
+    let outs = tempfile::tempdir().unwrap();
+    let repo = ["--hub-model", "sentence-transformers/all-MiniLM-L6-v2"];
+    let from_hub = run(&outs.path().join("hub"), &repo);
+    let gets = || {
+        hub.recorded()
+            .iter()
+            .filter(|r| r.path.contains("/resolve/"))
+            .count()
+    };
+    assert_eq!(gets(), 4, "each file fetched once");
+    assert!(
+        cache
+            .path()
+            .join("models/hub/sentence-transformers--all-MiniLM-L6-v2/model.safetensors")
+            .is_file()
+    );
+    let again = run(&outs.path().join("again"), &repo);
+    assert_eq!(gets(), 4, "a cached model is not fetched again");
+    let model_dir = local.display().to_string();
+    let from_dir = run(&outs.path().join("dir"), &["--model-dir", &model_dir]);
+    let sims = |rows: &[std::collections::BTreeMap<String, serde_json::Value>]| -> Vec<f64> {
+        rows.iter()
+            .map(|r| r["similarity"].as_f64().unwrap())
+            .collect()
+    };
+    assert!(!from_hub.is_empty());
+    assert_eq!(sims(&from_hub), sims(&from_dir));
+    assert_eq!(sims(&again), sims(&from_dir));
+}

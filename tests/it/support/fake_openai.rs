@@ -56,6 +56,8 @@ pub type ChatHandler = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
 pub struct FakeOpenAi {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
+    /// Files served to GET requests by path (a stand-in model hub).
+    pub files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     task: tokio::task::JoinHandle<()>,
     _runtime: Option<tokio::runtime::Runtime>,
 }
@@ -98,6 +100,8 @@ impl FakeOpenAi {
         let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
+        let files: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+        let served = files.clone();
         let task = runtime.spawn(async move {
             let counter = Arc::new(Mutex::new(0u64));
             loop {
@@ -105,6 +109,7 @@ impl FakeOpenAi {
                 let chat = chat.clone();
                 let recorded = recorded.clone();
                 let counter = counter.clone();
+                let served = served.clone();
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut reader = BufReader::new(read);
@@ -148,6 +153,20 @@ impl FakeOpenAi {
                             let frac = ((n.wrapping_mul(2654435761)) % 1000) as f64 / 1000.0;
                             tokio::time::sleep(latency.mul_f64(frac)).await;
                         }
+                        let file = request_line
+                            .starts_with("GET ")
+                            .then(|| served.lock().unwrap().get(&path).cloned())
+                            .flatten();
+                        if let Some(bytes) = file {
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+                                bytes.len()
+                            );
+                            if write.write_all(head.as_bytes()).await.is_err() || write.write_all(&bytes).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                         let reply = if path.ends_with("/chat/completions") {
                             chat(&body)
                         } else if path.ends_with("/embeddings") {
@@ -186,9 +205,15 @@ impl FakeOpenAi {
         FakeOpenAi {
             addr,
             requests,
+            files,
             task,
             _runtime: Some(runtime),
         }
+    }
+
+    /// Serve `bytes` at `path` to GET requests.
+    pub fn serve_file(&self, path: &str, bytes: Vec<u8>) {
+        self.files.lock().unwrap().insert(path.to_string(), bytes);
     }
 
     pub fn base_url(&self) -> String {
