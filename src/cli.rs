@@ -79,6 +79,9 @@ pub struct GenerateArgs {
     /// Fail the run after more than this many bad rows (they are quarantined).
     #[arg(long, default_value_t = 10, help_heading = "Input mapping")]
     pub max_bad_rows: u64,
+    /// Longest accepted field, in bytes; longer ones are quarantined.
+    #[arg(long, default_value_t = 16 * 1024, help_heading = "Input mapping")]
+    pub max_field_bytes: usize,
 
     /// OpenAI-compatible base URL ending in /v1; switches to the LLM generator.
     #[arg(long, help_heading = "LLM generator", requires = "model")]
@@ -96,8 +99,9 @@ pub struct GenerateArgs {
     pub temperature: f64,
     #[arg(long, help_heading = "LLM generator")]
     pub seed: Option<u64>,
+    /// Most tokens per reply (sent as `max_tokens`).
     #[arg(long, default_value_t = 256, help_heading = "LLM generator")]
-    pub max_tokens: u32,
+    pub max_completion_tokens: u32,
     /// Folder with <task>/system.jinja, user.jinja, schema.json.
     #[arg(long, help_heading = "LLM generator")]
     pub prompts_dir: Option<PathBuf>,
@@ -157,9 +161,58 @@ pub struct GenerateArgs {
     /// Do not write rejected pairs to rejected/.
     #[arg(long)]
     pub no_rejected: bool,
+    /// Most requests per minute to the LLM endpoint.
+    #[arg(long, help_heading = "LLM generator")]
+    pub rpm: Option<f64>,
+    /// Most tokens per minute to the LLM endpoint.
+    #[arg(long, help_heading = "LLM generator")]
+    pub tpm: Option<f64>,
+    /// Most requests in flight to the LLM endpoint.
+    #[arg(long, help_heading = "LLM generator")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Further attempts after a reply that is not JSON or breaks the schema.
+    #[arg(long, default_value_t = 1, help_heading = "LLM generator")]
+    pub bad_reply_retries: u32,
+    /// Retry bad replies with another seed rather than the same request.
+    #[arg(long, help_heading = "LLM generator")]
+    pub reseed_bad_replies: bool,
+    /// Price of the model, for --max-cost and the manifest: MODEL=PROMPT,COMPLETION
+    /// per million tokens. Repeatable.
+    #[arg(long = "price", value_name = "MODEL=IN,OUT", help_heading = "Budgets")]
+    pub prices: Vec<String>,
+    /// Response cache file (default: DIR/cache.sqlite).
+    #[arg(long, help_heading = "Cache")]
+    pub cache: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub control: RunControl,
+
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags both `generate` and `run` take: how this run goes, not what it makes.
+#[derive(Debug, Args, Default)]
+pub struct RunControl {
+    /// Neither read nor write the response cache.
+    #[arg(long, help_heading = "Cache", conflicts_with = "refresh_cache")]
+    pub no_cache: bool,
+    /// Send every request again and replace the cached answers.
+    #[arg(long, help_heading = "Cache")]
+    pub refresh_cache: bool,
+    /// Stop cleanly (committed, resumable) after this many requests.
+    #[arg(long, help_heading = "Budgets")]
+    pub max_requests: Option<u64>,
+    /// Stop cleanly after this many tokens (prompt + completion).
+    #[arg(long, help_heading = "Budgets")]
+    pub max_tokens: Option<u64>,
+    /// Stop cleanly after this estimated cost (needs a price per model).
+    #[arg(long, help_heading = "Budgets")]
+    pub max_cost: Option<f64>,
+    /// Commit shards and a checkpoint at least every this many sources.
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +222,8 @@ pub struct RunArgs {
     /// Output folder (overrides the file's `out`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub control: RunControl,
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,

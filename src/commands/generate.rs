@@ -6,10 +6,13 @@ use std::process::ExitCode;
 
 use crate::UsageError;
 use crate::cli::GenerateArgs;
+use crate::config::DedupConfig;
 use crate::config::{
-    DedupConfig, EmbedderConfig, EndpointConfig, FilterConfig, GeneratorConfig, LlmGeneratorConfig,
+    CacheConfig, EmbedderConfig, EndpointConfig, FilterConfig, GeneratorConfig, LlmGeneratorConfig,
     PipelineConfig, RuleOp, SinkConfig, SourceConfig, SourceFormat,
 };
+use crate::llm::budget::{BudgetConfig, Price};
+use crate::llm::cache::CacheMode;
 use crate::tasks;
 
 pub fn run(args: GenerateArgs, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -26,13 +29,28 @@ fn endpoint(
     args: &GenerateArgs,
 ) -> EndpointConfig {
     EndpointConfig {
-        url,
-        model,
         api_key_env,
         timeout_s: args.timeout,
         max_attempts: args.max_attempts,
-        retry_base_ms: 500,
+        ..EndpointConfig::new(url, model)
     }
+}
+
+fn parse_price(spec: &str) -> Result<(String, Price), UsageError> {
+    let bad = || {
+        UsageError::new(format!(
+            "--price `{spec}`: expected MODEL=PROMPT,COMPLETION (per million tokens)"
+        ))
+    };
+    let (model, rest) = spec.rsplit_once('=').ok_or_else(bad)?;
+    let (a, b) = rest.split_once(',').ok_or_else(bad)?;
+    Ok((
+        model.trim().to_string(),
+        Price {
+            prompt_per_million: a.trim().parse().map_err(|_| bad())?,
+            completion_per_million: b.trim().parse().map_err(|_| bad())?,
+        },
+    ))
 }
 
 /// The pipeline `foil generate`'s flags describe.
@@ -65,12 +83,19 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
     };
     let generator = match (&args.llm_url, &args.model) {
         (Some(url), Some(model)) => GeneratorConfig::Llm(LlmGeneratorConfig {
-            endpoint: endpoint(url.clone(), model.clone(), args.api_key_env.clone(), &args),
+            endpoint: EndpointConfig {
+                requests_per_minute: args.rpm,
+                tokens_per_minute: args.tpm,
+                max_concurrent: args.max_concurrent_requests,
+                ..endpoint(url.clone(), model.clone(), args.api_key_env.clone(), &args)
+            },
+            bad_reply_retries: args.bad_reply_retries,
+            reseed_bad_replies: args.reseed_bad_replies,
             n: args.n,
             temperature: args.temperature,
             top_p: None,
             seed: args.seed,
-            max_tokens: args.max_tokens,
+            max_tokens: args.max_completion_tokens,
             prompts_dir: args.prompts_dir.clone(),
         }),
         _ => {
@@ -140,7 +165,7 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
             edited_label: args.edited_label_field.clone(),
             edit_type: args.edit_type_field.clone(),
             max_bad_rows: args.max_bad_rows,
-            max_field_bytes: 16 * 1024,
+            max_field_bytes: args.max_field_bytes,
             limit: args.limit,
         },
         generator,
@@ -150,8 +175,23 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
         sink: SinkConfig {
             rows_per_shard: args.rows_per_shard,
             write_rejected: !args.no_rejected,
+            ..SinkConfig::default()
+        },
+        cache: CacheConfig {
+            path: args.cache.clone(),
+            mode: CacheMode::Use,
+        },
+        budget: BudgetConfig {
+            prices: args
+                .prices
+                .iter()
+                .map(|p| parse_price(p))
+                .collect::<Result<_, _>>()?,
+            ..BudgetConfig::default()
         },
     };
+    let mut config = config;
+    args.control.apply(&mut config);
     config.validate()?;
     Ok(config)
 }

@@ -46,6 +46,30 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+impl crate::cli::RunControl {
+    /// Lay this run's overrides over a pipeline.
+    pub fn apply(&self, config: &mut PipelineConfig) {
+        use crate::llm::cache::CacheMode;
+        if self.no_cache {
+            config.cache.mode = CacheMode::Off;
+        } else if self.refresh_cache {
+            config.cache.mode = CacheMode::Refresh;
+        }
+        let b = &mut config.budget;
+        b.max_requests = self.max_requests.or(b.max_requests);
+        b.max_tokens = self.max_tokens.or(b.max_tokens);
+        b.max_cost = self.max_cost.or(b.max_cost);
+        if let Some(n) = self.checkpoint_every {
+            config.sink.checkpoint_every = n;
+        }
+    }
+}
+
+/// Exit code of a run that finished but sent items to the dead letters.
+pub const EXIT_DEAD_LETTERS: u8 = 3;
+/// Exit code of a run that stopped cleanly at a budget (resumable).
+pub const EXIT_BUDGET: u8 = 4;
+
 /// Build and run a pipeline, print its summary, choose the exit code.
 fn execute(
     config: PipelineConfig,
@@ -53,6 +77,7 @@ fn execute(
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
+    use crate::runtime::{Outcome, StopReason};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,16 +91,48 @@ fn execute(
         let pipeline = Pipeline::build(config, out).await?;
         pipeline.run(mode).await
     })?;
+    let m = &summary.manifest;
     if json {
-        summary::print_json(&summary.out_dir, &summary.manifest)?;
+        summary::print_json(&summary.out_dir, m)?;
     } else if !quiet {
-        summary::print_human(&summary.out_dir, &summary.manifest)?;
+        if summary.outcome == Outcome::AlreadyComplete {
+            println!(
+                "foil: `{}` is already complete ({} pairs); nothing to do",
+                summary.out_dir.display(),
+                m.counts.accepted
+            );
+        } else {
+            summary::print_human(&summary.out_dir, m)?;
+        }
     }
-    match summary.failure {
-        Some(f) => Err(anyhow::anyhow!(f).context(format!(
+    match &summary.outcome {
+        Outcome::Complete | Outcome::AlreadyComplete => {
+            if m.counts.dead_letters > 0 {
+                eprintln!(
+                    "foil: {} source(s) failed and are listed in `{}`",
+                    m.counts.dead_letters,
+                    summary.out_dir.join(crate::sink::DEAD_LETTER).display()
+                );
+                Ok(ExitCode::from(EXIT_DEAD_LETTERS))
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        Outcome::Stopped(StopReason::Signal(s)) => {
+            eprintln!(
+                "foil: interrupted; everything committed is kept. Run the same command again to resume."
+            );
+            Ok(ExitCode::from((128 + *s) as u8))
+        }
+        Outcome::Stopped(StopReason::Budget(b)) => {
+            eprintln!(
+                "foil: {b}; everything committed is kept. Run again (with a larger budget) to resume."
+            );
+            Ok(ExitCode::from(EXIT_BUDGET))
+        }
+        Outcome::Failed(f) => Err(anyhow::anyhow!(f.clone()).context(format!(
             "the run stopped early; what was done is in `{}`",
             summary.out_dir.display()
         ))),
-        None => Ok(ExitCode::SUCCESS),
     }
 }

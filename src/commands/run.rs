@@ -7,7 +7,8 @@ use crate::cli::RunArgs;
 use crate::config::PipelineConfig;
 
 pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let config = PipelineConfig::from_file(&args.pipeline)?;
+    let mut config = PipelineConfig::from_file(&args.pipeline)?;
+    args.control.apply(&mut config);
     let out = args
         .out
         .clone()

@@ -43,6 +43,22 @@ pub struct PipelineConfig {
     pub dedup: DedupConfig,
     #[serde(default)]
     pub sink: SinkConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub budget: crate::llm::budget::BudgetConfig,
+}
+
+/// Where LLM and embedding responses are cached.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// SQLite file; default `<out>/cache.sqlite`. Point several pipelines
+    /// at one file to share answers.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub mode: crate::llm::cache::CacheMode,
 }
 
 fn default_concurrency() -> usize {
@@ -223,6 +239,40 @@ pub struct EndpointConfig {
     /// First retry waits about this long; each further one twice as long.
     #[serde(default = "default_retry_base_ms")]
     pub retry_base_ms: u64,
+    /// Most requests in flight to this endpoint at once.
+    #[serde(default)]
+    pub max_concurrent: Option<usize>,
+    /// Most requests per minute (spaced evenly).
+    #[serde(default)]
+    pub requests_per_minute: Option<f64>,
+    /// Most tokens (prompt + completion) per minute, estimated before a
+    /// request and corrected from `usage` after.
+    #[serde(default)]
+    pub tokens_per_minute: Option<f64>,
+}
+
+impl EndpointConfig {
+    pub fn new(url: impl Into<String>, model: impl Into<String>) -> Self {
+        EndpointConfig {
+            url: url.into(),
+            model: model.into(),
+            api_key_env: default_api_key_env(),
+            timeout_s: default_timeout_s(),
+            max_attempts: default_attempts(),
+            retry_base_ms: default_retry_base_ms(),
+            max_concurrent: None,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+        }
+    }
+
+    pub fn limits(&self) -> crate::llm::limits::Limits {
+        crate::llm::limits::Limits {
+            max_concurrent: self.max_concurrent,
+            requests_per_minute: self.requests_per_minute,
+            tokens_per_minute: self.tokens_per_minute,
+        }
+    }
 }
 
 pub fn default_api_key_env() -> String {
@@ -262,6 +312,17 @@ pub struct LlmGeneratorConfig {
     /// replacing the built-in templates.
     #[serde(default)]
     pub prompts_dir: Option<PathBuf>,
+    /// Further attempts after a reply that is not JSON or breaks the schema.
+    #[serde(default = "default_bad_reply_retries")]
+    pub bad_reply_retries: u32,
+    /// Retry a bad reply with another seed (seed + 1000 × attempt) instead
+    /// of the same request.
+    #[serde(default)]
+    pub reseed_bad_replies: bool,
+}
+
+fn default_bad_reply_retries() -> u32 {
+    1
 }
 
 fn default_n() -> u32 {
@@ -384,6 +445,20 @@ pub struct SinkConfig {
     /// Also write rejected pairs, with stage and reason, to `rejected/`.
     #[serde(default = "yes")]
     pub write_rejected: bool,
+    /// Commit (shards + checkpoint) at least every this many sources…
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// …and at least every this many seconds.
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_secs: f64,
+}
+
+fn default_checkpoint_every() -> u64 {
+    10_000
+}
+
+fn default_checkpoint_secs() -> f64 {
+    30.0
 }
 
 fn default_rows_per_shard() -> usize {
@@ -395,6 +470,8 @@ impl Default for SinkConfig {
         SinkConfig {
             rows_per_shard: default_rows_per_shard(),
             write_rejected: true,
+            checkpoint_every: default_checkpoint_every(),
+            checkpoint_secs: default_checkpoint_secs(),
         }
     }
 }
@@ -411,6 +488,9 @@ impl PipelineConfig {
         cfg.source.path = join_relative(base, &cfg.source.path);
         if let Some(out) = &cfg.out {
             cfg.out = Some(join_relative(base, out));
+        }
+        if let Some(p) = &cfg.cache.path {
+            cfg.cache.path = Some(join_relative(base, p));
         }
         if let GeneratorConfig::Llm(llm) = &mut cfg.generator
             && let Some(dir) = &llm.prompts_dir
@@ -504,6 +584,44 @@ impl PipelineConfig {
             return Err(UsageError::new("sink.rows_per_shard must be at least 1"));
         }
         Ok(())
+    }
+
+    /// A hash of what decides the output, for resuming: two configs with
+    /// the same hash produce the same pairs. Concurrency, limits, timeouts,
+    /// retries, budgets and cache settings change how a run goes, not what
+    /// it writes, so they are left out (raising a budget must resume).
+    pub fn identity_hash(&self) -> String {
+        let mut c = self.clone();
+        c.name = None;
+        c.out = None;
+        c.concurrency = 0;
+        c.cache = CacheConfig::default();
+        c.budget = Default::default();
+        c.source.max_bad_rows = 0;
+        c.sink.checkpoint_every = 0;
+        c.sink.checkpoint_secs = 0.0;
+        let neutral = |e: &mut EndpointConfig| {
+            e.api_key_env = String::new();
+            e.timeout_s = 0.0;
+            e.max_attempts = 0;
+            e.retry_base_ms = 0;
+            e.max_concurrent = None;
+            e.requests_per_minute = None;
+            e.tokens_per_minute = None;
+        };
+        if let GeneratorConfig::Llm(l) = &mut c.generator {
+            neutral(&mut l.endpoint);
+            l.bad_reply_retries = 0;
+        }
+        match &mut c.embedder {
+            EmbedderConfig::Http { endpoint } => neutral(endpoint),
+            EmbedderConfig::Local { batch_size, .. } => *batch_size = 0,
+        }
+        if c.filters.is_none() {
+            c.filters = self.resolved_filters().ok();
+        }
+        let v = serde_json::to_value(&c).unwrap_or_default();
+        crate::text::sha256_hex(crate::llm::cache::canonical_json(&v).as_bytes())
     }
 
     /// Does any stage need embeddings?

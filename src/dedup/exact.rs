@@ -17,11 +17,23 @@ pub const STAGE: &str = "dedup";
 #[derive(Default)]
 pub struct ExactDedup {
     seen: HashMap<[u8; 16], u64>,
+    /// Keys added since the last [`ExactDedup::take_new`], for the run state.
+    new: Vec<([u8; 16], u64)>,
 }
 
 impl ExactDedup {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Start from the keys of pairs already committed (a resumed run).
+    pub fn restore(&mut self, keys: impl IntoIterator<Item = ([u8; 16], u64)>) {
+        self.seen.extend(keys);
+    }
+
+    /// Keys added since the last call.
+    pub fn take_new(&mut self) -> Vec<([u8; 16], u64)> {
+        std::mem::take(&mut self.new)
     }
 
     fn key(batch: &SourceBatch, edited_field: &str, edited: &str) -> [u8; 16] {
@@ -66,6 +78,7 @@ impl ExactDedup {
                 ),
                 None => {
                     self.seen.insert(key, seq);
+                    self.new.push((key, seq));
                 }
             }
         }

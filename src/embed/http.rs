@@ -1,5 +1,7 @@
 //! Embeddings from any OpenAI-compatible `/v1/embeddings` endpoint.
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 
 use super::{EmbedError, Embedder};
@@ -9,13 +11,13 @@ use crate::llm::OpenAiClient;
 const BATCH: usize = 64;
 
 pub struct HttpEmbedder {
-    client: OpenAiClient,
+    client: Arc<OpenAiClient>,
     model: String,
     url: String,
 }
 
 impl HttpEmbedder {
-    pub fn new(client: OpenAiClient, model: String, url: String) -> Self {
+    pub fn new(client: Arc<OpenAiClient>, model: String, url: String) -> Self {
         HttpEmbedder { client, model, url }
     }
 }

@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 
 use super::{GenerateFailure, Generated, Generator};
 use crate::config::LlmGeneratorConfig;
-use crate::llm::{OpenAiClient, extract_json_object, schema};
+use crate::llm::{LlmError, OpenAiClient, extract_json_object, schema};
+
+/// The failure reason that stops a run cleanly instead of dead-lettering.
+pub const BUDGET_EXHAUSTED: &str = "budget_exhausted";
 use crate::record::{Candidate, Relation, SourceExample};
 use crate::tasks::TaskPreset;
 use crate::text::sha256_hex;
@@ -104,7 +107,7 @@ impl PromptSet {
 pub struct LlmGenerator {
     task: &'static TaskPreset,
     config: LlmGeneratorConfig,
-    client: OpenAiClient,
+    client: Arc<OpenAiClient>,
     prompts: PromptSet,
     /// Set after a server refused `json_schema`: later requests go straight
     /// to `json_object`.
@@ -115,7 +118,7 @@ impl LlmGenerator {
     pub fn new(
         task: &'static TaskPreset,
         config: LlmGeneratorConfig,
-        client: OpenAiClient,
+        client: Arc<OpenAiClient>,
         prompts: PromptSet,
     ) -> Self {
         LlmGenerator {
@@ -155,8 +158,11 @@ impl LlmGenerator {
         body
     }
 
-    /// One candidate request; falls back to `json_object` once when the
-    /// server answers 400 to `json_schema`. `Ok(None)` is an unusable reply.
+    /// One candidate: a request (falling back once to `json_object` when the
+    /// server answers 400 to `json_schema`), then up to `bad_reply_retries`
+    /// more when the reply is not JSON or breaks the schema — the same
+    /// request as a new cache entry, or another seed if so configured.
+    /// `Ok(None)` means every reply was unusable.
     async fn request(
         &self,
         example: &SourceExample,
@@ -165,53 +171,72 @@ impl LlmGenerator {
         out: &mut Generated,
     ) -> Result<Option<Candidate>, GenerateFailure> {
         let mut use_schema = !self.schema_refused.load(Ordering::Relaxed);
-        let reply = loop {
-            let body = self.body(messages, seed, use_schema);
-            out.requests += 1;
-            match self.client.chat(&body).await {
-                Ok(r) => break r,
-                Err((err, _)) if use_schema && err.status() == Some(400) => {
-                    tracing::info!(
-                        "endpoint refused response_format json_schema; using json_object"
-                    );
-                    self.schema_refused.store(true, Ordering::Relaxed);
-                    use_schema = false;
+        let mut variant = 0;
+        let mut seed_now = seed;
+        for bad in 0..=self.config.bad_reply_retries {
+            let reply = loop {
+                let body = self.body(messages, seed_now, use_schema);
+                match self.client.chat(&body, variant).await {
+                    Ok(r) => break r,
+                    Err((err, _)) if use_schema && err.status() == Some(400) => {
+                        tracing::info!(
+                            "endpoint refused response_format json_schema; using json_object"
+                        );
+                        self.schema_refused.store(true, Ordering::Relaxed);
+                        use_schema = false;
+                    }
+                    Err((LlmError::Budget(b), attempts)) => {
+                        return Err(GenerateFailure {
+                            reason: BUDGET_EXHAUSTED.to_string(),
+                            error: b.to_string(),
+                            attempts,
+                        });
+                    }
+                    Err((err, attempts)) => {
+                        return Err(GenerateFailure {
+                            reason: "request_failed".to_string(),
+                            error: err.to_string(),
+                            attempts,
+                        });
+                    }
                 }
-                Err((err, attempts)) => {
-                    return Err(GenerateFailure {
-                        reason: "request_failed".to_string(),
-                        error: err.to_string(),
-                        attempts,
-                    });
+            };
+            if !reply.cached {
+                out.requests += u64::from(reply.attempts);
+                out.prompt_tokens += reply.prompt_tokens;
+                out.completion_tokens += reply.completion_tokens;
+            }
+            match self.candidate_from_reply(example, &reply.content, seed_now) {
+                Ok(c) => return Ok(Some(c)),
+                Err(why) => {
+                    out.invalid_replies += 1;
+                    tracing::debug!(source_id = %example.source_id, attempt = bad + 1, %why, "unusable reply");
+                    if self.config.reseed_bad_replies {
+                        seed_now = seed + 1000 * u64::from(bad + 1);
+                    } else {
+                        variant = bad + 1;
+                    }
                 }
             }
-        };
-        out.prompt_tokens += reply.prompt_tokens;
-        out.completion_tokens += reply.completion_tokens;
-        let candidate = self.candidate_from_reply(example, &reply.content, seed);
-        if candidate.is_none() {
-            out.invalid_replies += 1;
         }
-        Ok(candidate)
+        Ok(None)
     }
 
-    /// Parse and validate a reply; `None` when it is not usable.
+    /// Parse and validate a reply into a candidate, or say why it is unusable.
     fn candidate_from_reply(
         &self,
         example: &SourceExample,
         content: &str,
         seed: u64,
-    ) -> Option<Candidate> {
-        let Some(value) = extract_json_object(content) else {
-            tracing::debug!(source_id = %example.source_id, "reply is not a JSON object");
-            return None;
-        };
-        if let Err(why) = schema::validate(&self.prompts.schema, &value) {
-            tracing::debug!(source_id = %example.source_id, %why, "reply violates the task schema");
-            return None;
-        }
+    ) -> Result<Candidate, String> {
+        let value = extract_json_object(content).ok_or("reply is not a JSON object")?;
+        schema::validate(&self.prompts.schema, &value)?;
         let r = &self.task.reply;
-        let edited = value[r.edited].as_str()?.trim().to_string();
+        let edited = value[r.edited]
+            .as_str()
+            .ok_or("no edited text")?
+            .trim()
+            .to_string();
         let mut c = Candidate::new(
             example,
             self.task.edit_field,
@@ -233,7 +258,7 @@ impl LlmGenerator {
         c.prompt_sha256 = Some(self.prompts.sha256.clone());
         c.temperature = Some(self.config.temperature);
         c.seed = Some(seed);
-        Some(c)
+        Ok(c)
     }
 }
 

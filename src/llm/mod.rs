@@ -6,14 +6,22 @@
 //! error message passes through [`OpenAiClient::redact`] in case a server
 //! echoes it back.
 
+pub mod budget;
+pub mod cache;
+pub mod limits;
 pub mod schema;
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::config::EndpointConfig;
+use budget::{Budget, BudgetExhausted};
+use cache::{ResponseCache, cache_key};
+use limits::{Limiter, estimate_tokens};
 
 /// An API key that never shows itself in `Debug` or `Display`.
 #[derive(Clone)]
@@ -37,16 +45,21 @@ pub enum LlmError {
     Transport { url: String, message: String },
     #[error("{url}: unexpected reply: {message}")]
     Decode { url: String, message: String },
+    #[error(transparent)]
+    Budget(#[from] BudgetExhausted),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
 }
 
 impl LlmError {
-    /// Worth another attempt: rate limits, server errors, timeouts and
-    /// dropped connections. Other 4xx answers will not change on retry.
+    /// Worth another attempt: rate limits, server errors, timeouts, dropped
+    /// connections and garbled replies. Other 4xx answers will not change
+    /// on retry, and a spent budget stays spent.
     pub fn is_retryable(&self) -> bool {
         match self {
             LlmError::Status { status, .. } => matches!(status, 408 | 409 | 429) || *status >= 500,
-            LlmError::Transport { .. } => true,
-            LlmError::Decode { .. } => true,
+            LlmError::Transport { .. } | LlmError::Decode { .. } => true,
+            LlmError::Budget(_) | LlmError::Cache(_) => false,
         }
     }
 
@@ -54,6 +67,20 @@ impl LlmError {
         match self {
             LlmError::Status { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// A short class name for counting retries by cause.
+    pub fn class(&self) -> &'static str {
+        match self {
+            LlmError::Status { status: 429, .. } => "rate_limited",
+            LlmError::Status { status, .. } if *status >= 500 => "server_error",
+            LlmError::Status { .. } => "client_error",
+            LlmError::Transport { message, .. } if message.starts_with("timed out") => "timeout",
+            LlmError::Transport { .. } => "connection",
+            LlmError::Decode { .. } => "bad_reply",
+            LlmError::Budget(_) => "budget",
+            LlmError::Cache(_) => "cache",
         }
     }
 }
@@ -66,14 +93,53 @@ pub struct ChatReply {
     pub completion_tokens: u64,
     pub finish_reason: Option<String>,
     pub attempts: u32,
+    /// Answered from the response cache: no request was sent.
+    pub cached: bool,
+}
+
+/// Counters for the manifest, per client.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// HTTP requests sent (retries included).
+    pub sent: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub retries: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub prompt_tokens: AtomicU64,
+    pub completion_tokens: AtomicU64,
+}
+
+impl ClientStats {
+    pub fn snapshot(&self) -> serde_json::Value {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        json!({
+            "sent": g(&self.sent),
+            "cache_hits": g(&self.cache_hits),
+            "retries": g(&self.retries),
+            "rate_limited": g(&self.rate_limited),
+            "prompt_tokens": g(&self.prompt_tokens),
+            "completion_tokens": g(&self.completion_tokens),
+        })
+    }
+}
+
+/// What every client of one run shares: the response cache and the budget.
+#[derive(Clone, Default)]
+pub struct Shared {
+    pub cache: Option<Arc<ResponseCache>>,
+    pub budget: Arc<Budget>,
 }
 
 pub struct OpenAiClient {
     http: reqwest::Client,
     base: String,
+    model: String,
     key: Option<ApiKey>,
     max_attempts: u32,
     retry_base: Duration,
+    limiter: Limiter,
+    shared: Shared,
+    pub stats: ClientStats,
 }
 
 impl fmt::Debug for OpenAiClient {
@@ -85,10 +151,14 @@ impl fmt::Debug for OpenAiClient {
     }
 }
 
+/// Outcome of one attempt: the error and how long the server asked us to
+/// wait.
+type Attempt = Result<Value, (LlmError, Option<Duration>)>;
+
 impl OpenAiClient {
     /// Build a client; the key is read from the environment variable the
     /// endpoint names, and may be absent (local servers need none).
-    pub fn new(endpoint: &EndpointConfig) -> Result<Self, LlmError> {
+    pub fn new(endpoint: &EndpointConfig, shared: Shared) -> Result<Self, LlmError> {
         let key = std::env::var(&endpoint.api_key_env)
             .ok()
             .filter(|k| !k.trim().is_empty())
@@ -104,10 +174,18 @@ impl OpenAiClient {
         Ok(OpenAiClient {
             http,
             base: endpoint.url.trim_end_matches('/').to_string(),
+            model: endpoint.model.clone(),
             key,
             max_attempts: endpoint.max_attempts,
             retry_base: Duration::from_millis(endpoint.retry_base_ms),
+            limiter: Limiter::new(endpoint.limits()),
+            shared,
+            stats: ClientStats::default(),
         })
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
     }
 
     /// Remove the key from a message, should a server have echoed it.
@@ -123,16 +201,12 @@ impl OpenAiClient {
     }
 
     /// One POST, no retries.
-    async fn post_once(
-        &self,
-        url: &str,
-        body: &Value,
-    ) -> Result<(Value, Option<Duration>), (LlmError, Option<Duration>)> {
+    async fn post_once(&self, url: &str, body: &Value) -> Attempt {
         let mut req = self.http.post(url).json(body);
         if let Some(ApiKey(k)) = &self.key {
             req = req.bearer_auth(k);
         }
-        let resp = req.send().await.map_err(|e| {
+        let transport = |e: reqwest::Error| {
             (
                 LlmError::Transport {
                     url: url.to_string(),
@@ -140,23 +214,16 @@ impl OpenAiClient {
                 },
                 None,
             )
-        })?;
+        };
+        let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.trim().parse::<f64>().ok())
-            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 120.0)));
-        let text = resp.text().await.map_err(|e| {
-            (
-                LlmError::Transport {
-                    url: url.to_string(),
-                    message: self.redact(&transport_message(&e)),
-                },
-                None,
-            )
-        })?;
+            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 300.0)));
+        let text = resp.text().await.map_err(transport)?;
         if !status.is_success() {
             let excerpt: String = text.chars().take(300).collect();
             return Err((
@@ -168,63 +235,124 @@ impl OpenAiClient {
                 retry_after,
             ));
         }
-        let value: Value = serde_json::from_str(&text).map_err(|e| {
+        serde_json::from_str(&text).map_err(|e| {
             (
                 LlmError::Decode {
                     url: url.to_string(),
-                    message: format!("body is not JSON ({e})"),
+                    message: format!("body is not JSON, or cut short ({e})"),
                 },
                 None,
             )
-        })?;
-        Ok((value, retry_after))
+        })
     }
 
-    /// POST with retries: exponential backoff with jitter, honouring
-    /// `Retry-After`. Returns the JSON body and the attempts used.
+    /// POST through the cache, the limits and the budget, with retries
+    /// (exponential backoff with jitter; `Retry-After` honoured, and a 429
+    /// pauses every worker on this endpoint). `check` rejects a 200 reply
+    /// whose shape is wrong, which is then retried like a transport fault.
+    ///
+    /// `variant` asks the same question again as a separate cache entry: a
+    /// caller retrying a reply it could not use passes 1, 2, … so that a
+    /// rerun finds every step of the retry chain in the cache and sends
+    /// nothing again.
     pub async fn post_json(
         &self,
         path: &str,
         body: &Value,
-    ) -> Result<(Value, u32), (LlmError, u32)> {
+        variant: u32,
+        check: &(dyn Fn(&Value) -> Result<(), String> + Sync),
+    ) -> Result<(Value, u32, bool), (LlmError, u32)> {
+        let mut key = cache_key(path, body);
+        if variant > 0 {
+            key.push_str(&format!("#{variant}"));
+        }
+        if let Some(cache) = &self.shared.cache
+            && let Some(v) = cache.get(&key).map_err(|e| (e.into(), 0))?
+            && check(&v).is_ok()
+        {
+            self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((v, 0, true));
+        }
         let url = self.endpoint_url(path);
+        let estimate = estimate_tokens(body);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.post_once(&url, body).await {
-                Ok((v, _)) => return Ok((v, attempt)),
+            self.shared
+                .budget
+                .claim_request()
+                .map_err(|e| (e.into(), attempt - 1))?;
+            let outcome = {
+                let _permit = self.limiter.acquire(estimate).await;
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                self.post_once(&url, body).await.and_then(|v| {
+                    check(&v).map(|_| v).map_err(|message| {
+                        (
+                            LlmError::Decode {
+                                url: url.clone(),
+                                message,
+                            },
+                            None,
+                        )
+                    })
+                })
+            };
+            match outcome {
+                Ok(v) => {
+                    let (p, c) = usage(&v);
+                    self.limiter.correct_tokens(estimate, p + c);
+                    self.stats.prompt_tokens.fetch_add(p, Ordering::Relaxed);
+                    self.stats.completion_tokens.fetch_add(c, Ordering::Relaxed);
+                    self.shared.budget.record(&self.model, p, c);
+                    if let Some(cache) = &self.shared.cache {
+                        cache.put(&key, &v).map_err(|e| (e.into(), attempt))?;
+                    }
+                    return Ok((v, attempt, false));
+                }
                 Err((err, retry_after)) => {
+                    if err.status() == Some(429) {
+                        self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        // Everyone on this endpoint waits, not just us.
+                        self.limiter.pause_for(
+                            retry_after.unwrap_or_else(|| backoff(self.retry_base, attempt)),
+                        );
+                    }
                     if attempt >= self.max_attempts || !err.is_retryable() {
                         return Err((err, attempt));
                     }
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     let wait = retry_after.unwrap_or_else(|| backoff(self.retry_base, attempt));
-                    tracing::debug!(%err, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                    tracing::debug!(err = %err, attempt, wait_ms = wait.as_millis() as u64, "retrying");
                     tokio::time::sleep(wait).await;
                 }
             }
         }
     }
 
-    /// `POST /chat/completions`; the body is sent as given.
-    pub async fn chat(&self, body: &Value) -> Result<ChatReply, (LlmError, u32)> {
-        let (v, attempts) = self.post_json("chat/completions", body).await?;
-        let url = self.endpoint_url("chat/completions");
+    /// `POST /chat/completions`; the body is sent as given. A reply without
+    /// `choices[0].message.content` counts as a bad reply and is retried.
+    pub async fn chat(&self, body: &Value, variant: u32) -> Result<ChatReply, (LlmError, u32)> {
+        let check = |v: &Value| -> Result<(), String> {
+            match v["choices"][0]["message"]["content"].as_str() {
+                Some(_) => Ok(()),
+                None => Err("no choices[0].message.content".to_string()),
+            }
+        };
+        let (v, attempts, cached) = self
+            .post_json("chat/completions", body, variant, &check)
+            .await?;
         let choice = &v["choices"][0];
-        let content = choice["message"]["content"].as_str().ok_or_else(|| {
-            (
-                LlmError::Decode {
-                    url,
-                    message: "no choices[0].message.content".to_string(),
-                },
-                attempts,
-            )
-        })?;
+        let (prompt_tokens, completion_tokens) = usage(&v);
         Ok(ChatReply {
-            content: content.to_string(),
-            prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
-            completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+            content: choice["message"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            prompt_tokens,
+            completion_tokens,
             finish_reason: choice["finish_reason"].as_str().map(str::to_string),
             attempts,
+            cached,
         })
     }
 
@@ -235,16 +363,22 @@ impl OpenAiClient {
         texts: &[String],
     ) -> Result<Vec<Vec<f32>>, LlmError> {
         let body = json!({"model": model, "input": texts});
-        let (v, _) = self
-            .post_json("embeddings", &body)
+        let n = texts.len();
+        let check = move |v: &Value| -> Result<(), String> {
+            let len = v["data"].as_array().map_or(0, Vec::len);
+            if len == n {
+                Ok(())
+            } else {
+                Err(format!("{len} embeddings for {n} inputs"))
+            }
+        };
+        let (v, _, _) = self
+            .post_json("embeddings", &body, 0, &check)
             .await
             .map_err(|(e, _)| e)?;
         let url = self.endpoint_url("embeddings");
-        let data = v["data"].as_array().ok_or_else(|| LlmError::Decode {
-            url: url.clone(),
-            message: "no `data` array".to_string(),
-        })?;
-        let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+        let data = v["data"].as_array().cloned().unwrap_or_default();
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; n];
         for (pos, item) in data.iter().enumerate() {
             let index = item["index"].as_u64().map_or(pos, |i| i as usize);
             let vector = item["embedding"].as_array().map(|a| {
@@ -267,6 +401,13 @@ impl OpenAiClient {
             })
             .collect()
     }
+}
+
+fn usage(v: &Value) -> (u64, u64) {
+    (
+        v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+        v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+    )
 }
 
 fn transport_message(e: &reqwest::Error) -> String {

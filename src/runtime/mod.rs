@@ -11,12 +11,19 @@
 //! order they were read: which duplicate survives, and what lands in which
 //! shard, do not depend on concurrency or timing. Bounded channels keep
 //! memory flat however large the input is.
+//!
+//! The sink commits in checkpoints ([`state`]): kill the process at any
+//! moment and the next run with the same config resumes after the last
+//! checkpoint, with the response cache answering every request that had
+//! completed, so the final output is what an uninterrupted run writes.
 
 pub mod progress;
+pub mod state;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -32,19 +39,65 @@ use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir};
 use crate::embed::{CachedEmbedder, Embedder};
 use crate::filter::{EditDistance, Filter, SimilarityBand};
 use crate::generate::given::GivenEdits;
-use crate::generate::llm::{LlmGenerator, PromptSet};
+use crate::generate::llm::{BUDGET_EXHAUSTED, LlmGenerator, PromptSet};
 use crate::generate::rules::RulesGenerator;
 use crate::generate::{Generated, Generator};
-use crate::llm::OpenAiClient;
+use crate::llm::budget::Budget;
+use crate::llm::cache::ResponseCache;
+use crate::llm::{OpenAiClient, Shared};
 use crate::record::{SourceBatch, SourceExample};
-use crate::sink::manifest::{Counts, Models, SCHEMA_VERSION, StageFunnel, Usage};
+use crate::sink::manifest::{Counts, Models, SCHEMA_VERSION, StageFunnel, StageUsage, Usage};
 use crate::sink::{self, JsonlFile, Manifest, ShardWriter};
 use crate::source::{self, BadRow, SourceError, SourceItem};
 use crate::tasks::TaskPreset;
 use progress::{Progress, ProgressMode};
+use state::{Checkpoint, RunState};
 
 /// Distinct texts the embedding cache keeps (two generations of this many).
 const EMBED_CACHE_ENTRIES: usize = 50_000;
+
+/// Why a run stopped before the end of its input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// SIGINT (2) or SIGTERM (15).
+    Signal(i32),
+    Budget(String),
+}
+
+/// Set once to make the reader stop taking new work; items in flight
+/// finish and are committed.
+#[derive(Default)]
+pub struct Stop {
+    flag: AtomicBool,
+    reason: Mutex<Option<StopReason>>,
+}
+
+impl Stop {
+    pub fn request(&self, reason: StopReason) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert(reason);
+        }
+        self.flag.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Complete,
+    /// A rerun of a run that had completed: nothing to do.
+    AlreadyComplete,
+    Stopped(StopReason),
+    Failed(String),
+}
 
 /// A pipeline ready to run: every stage built, every setting checked.
 pub struct Pipeline {
@@ -55,24 +108,40 @@ pub struct Pipeline {
     filters: Vec<Arc<dyn Filter>>,
     prompts: BTreeMap<String, String>,
     embedder: Option<String>,
+    /// Stage name → the endpoint client it uses, for usage accounting.
+    clients: Vec<(String, Arc<OpenAiClient>)>,
+    budget: Arc<Budget>,
+    pub stop: Arc<Stop>,
 }
 
-/// What a finished (or failed) run leaves behind.
+/// What a finished (or stopped, or failed) run leaves behind.
 #[derive(Debug)]
 pub struct RunSummary {
     pub out_dir: PathBuf,
     pub manifest: Manifest,
-    /// Why the run stopped early, when it did; the output holds everything
-    /// committed before.
-    pub failure: Option<String>,
+    pub outcome: Outcome,
+    /// True when this invocation continued an earlier one.
+    pub resumed: bool,
 }
 
-/// A batch with what its trip through the stages cost and broke.
+/// The unit the stages pass on: a source example with its candidates, or
+/// a bad row on its way to quarantine (kept in the stream so the sink sees
+/// every input position in order).
 struct Staged {
-    batch: SourceBatch,
+    seq: u64,
+    batch: Option<SourceBatch>,
+    bad: Option<BadRow>,
     generated: Generated,
     /// (stage, error) for stages that failed on this batch.
     failures: Vec<(String, String)>,
+    /// Not started because the run is stopping: neither this nor anything
+    /// after it is committed.
+    skipped: bool,
+}
+
+enum Item {
+    Example(Arc<SourceExample>),
+    Bad(BadRow),
 }
 
 #[derive(Debug, Serialize)]
@@ -85,7 +154,11 @@ struct DeadLetter<'a> {
     attempts: u32,
 }
 
-async fn build_embedder(config: &EmbedderConfig) -> anyhow::Result<Arc<dyn Embedder>> {
+async fn build_embedder(
+    config: &EmbedderConfig,
+    shared: &Shared,
+    clients: &mut Vec<(String, Arc<OpenAiClient>)>,
+) -> anyhow::Result<Arc<dyn Embedder>> {
     Ok(match config {
         EmbedderConfig::Local {
             model_dir,
@@ -106,7 +179,8 @@ async fn build_embedder(config: &EmbedderConfig) -> anyhow::Result<Arc<dyn Embed
             )
         }
         EmbedderConfig::Http { endpoint } => {
-            let client = OpenAiClient::new(endpoint)?;
+            let client = Arc::new(OpenAiClient::new(endpoint, shared.clone())?);
+            clients.push(("similarity".to_string(), client.clone()));
             Arc::new(HttpEmbedder::new(
                 client,
                 endpoint.model.clone(),
@@ -114,6 +188,11 @@ async fn build_embedder(config: &EmbedderConfig) -> anyhow::Result<Arc<dyn Embed
             ))
         }
     })
+}
+
+fn uses_endpoints(config: &PipelineConfig) -> bool {
+    (!config.source.pairs_mode() && matches!(config.generator, GeneratorConfig::Llm(_)))
+        || (config.needs_embedder() && matches!(config.embedder, EmbedderConfig::Http { .. }))
 }
 
 impl Pipeline {
@@ -124,6 +203,22 @@ impl Pipeline {
         let filter_configs = config.resolved_filters()?;
         // The manifest shows the filters actually used.
         config.filters = Some(filter_configs.clone());
+        let budget = Arc::new(Budget::new(config.budget.clone()));
+        let cache = if uses_endpoints(&config) {
+            let path = config
+                .cache
+                .path
+                .clone()
+                .unwrap_or_else(|| out_dir.join("cache.sqlite"));
+            Some(Arc::new(ResponseCache::open(&path, config.cache.mode)?))
+        } else {
+            None
+        };
+        let shared = Shared {
+            cache,
+            budget: budget.clone(),
+        };
+        let mut clients = Vec::new();
         let mut prompts = BTreeMap::new();
         let generator: Arc<dyn Generator> = if config.source.pairs_mode() {
             Arc::new(GivenEdits::new(task))
@@ -136,16 +231,15 @@ impl Pipeline {
                     let set =
                         PromptSet::load(task, llm.prompts_dir.as_deref()).map_err(UsageError)?;
                     prompts.insert(task.name.to_string(), set.sha256.clone());
-                    let client = OpenAiClient::new(&llm.endpoint)?;
+                    let client = Arc::new(OpenAiClient::new(&llm.endpoint, shared.clone())?);
+                    clients.push(("generate".to_string(), client.clone()));
                     Arc::new(LlmGenerator::new(task, llm.clone(), client, set))
                 }
             }
         };
         let embedder = if config.needs_embedder() {
-            Some(Arc::new(CachedEmbedder::new(
-                build_embedder(&config.embedder).await?,
-                EMBED_CACHE_ENTRIES,
-            )))
+            let inner = build_embedder(&config.embedder, &shared, &mut clients).await?;
+            Some(Arc::new(CachedEmbedder::new(inner, EMBED_CACHE_ENTRIES)))
         } else {
             None
         };
@@ -178,12 +272,37 @@ impl Pipeline {
             generator,
             filters,
             prompts,
+            clients,
+            budget,
+            stop: Arc::new(Stop::default()),
         })
     }
 
-    /// Run to the end of the input. The output folder holds shards, rejects,
-    /// side files and a manifest afterwards, also when the run failed part
-    /// way (then `failure` says why).
+    /// Stop on SIGINT/SIGTERM after the items in flight; a second signal
+    /// exits at once (committed output is consistent at any instant).
+    fn watch_signals(&self) -> Option<tokio::task::JoinHandle<()>> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt()).ok()?;
+        let mut term = signal(SignalKind::terminate()).ok()?;
+        let stop = self.stop.clone();
+        Some(tokio::spawn(async move {
+            let which = tokio::select! {
+                _ = int.recv() => 2,
+                _ = term.recv() => 15,
+            };
+            eprintln!("foil: stopping after the items in flight; signal again to quit now");
+            stop.request(StopReason::Signal(which));
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+            std::process::exit(128 + which);
+        }))
+    }
+
+    /// Run to the end of the input (or to a stop). The output folder then
+    /// holds shards, rejects, side files and a manifest; a run that stops or
+    /// dies part way is resumed by running it again.
     pub async fn run(self, mode: ProgressMode) -> anyhow::Result<RunSummary> {
         let started = Instant::now();
         let started_unix = SystemTime::now()
@@ -192,13 +311,69 @@ impl Pipeline {
         let out_dir = self.out_dir.clone();
         std::fs::create_dir_all(&out_dir)
             .with_context(|| format!("creating output folder `{}`", out_dir.display()))?;
-        sink::clear_previous_output(&out_dir)
-            .with_context(|| format!("clearing earlier output in `{}`", out_dir.display()))?;
+
+        let mut state = RunState::open(&out_dir)?;
+        let identity = self.config.identity_hash();
+        let previous = match (state.identity()?, state.checkpoint()?) {
+            (Some(id), Some(cp)) if id == identity => Some(cp),
+            _ => None,
+        };
+        if let Some(cp) = &previous
+            && cp.complete
+            && let Ok(manifest) = Manifest::read(&out_dir)
+        {
+            return Ok(RunSummary {
+                out_dir,
+                manifest,
+                outcome: Outcome::AlreadyComplete,
+                resumed: false,
+            });
+        }
+        let resumed = previous.is_some();
+        match &previous {
+            Some(cp) => {
+                let listed: Vec<String> = cp
+                    .shards
+                    .iter()
+                    .chain(&cp.rejected_shards)
+                    .map(|e| e.path.clone())
+                    .collect();
+                sink::remove_uncommitted(&out_dir, &listed)
+                    .and_then(|_| {
+                        sink::truncate_to(&out_dir.join(sink::QUARANTINE), cp.quarantine_bytes)
+                    })
+                    .and_then(|_| {
+                        sink::truncate_to(&out_dir.join(sink::DEAD_LETTER), cp.dead_letter_bytes)
+                    })
+                    .with_context(|| {
+                        format!(
+                            "cleaning up after the last checkpoint in `{}`",
+                            out_dir.display()
+                        )
+                    })?;
+                tracing::info!(next_seq = cp.next_seq, "resuming after the last checkpoint");
+                if mode != ProgressMode::Off {
+                    eprintln!(
+                        "foil: resuming `{}`: {} sources already committed",
+                        out_dir.display(),
+                        cp.next_seq
+                    );
+                }
+            }
+            None => {
+                sink::clear_previous_output(&out_dir).with_context(|| {
+                    format!("clearing earlier output in `{}`", out_dir.display())
+                })?;
+                state.reset(&identity)?;
+            }
+        }
+        let skip_below = previous.as_ref().map_or(0, |cp| cp.next_seq);
 
         let rows = source::open(&self.config.source, self.task).map_err(|e| match e {
             SourceError::Usage(u) => anyhow::Error::new(u),
             other => anyhow::Error::new(other),
         })?;
+        let signals = self.watch_signals();
 
         let concurrency = self.config.concurrency;
         let mut names = vec!["read".to_string(), "generate".to_string()];
@@ -207,12 +382,17 @@ impl Pipeline {
         let progress = Progress::new(mode, &names);
         let logger = progress.spawn_logger(Duration::from_secs(5));
 
-        // Reader: a blocking thread feeding a bounded channel.
+        // Reader: a blocking thread feeding a bounded channel, skipping what
+        // an earlier invocation committed, stopping when asked.
         let (item_tx, mut item_rx) = mpsc::channel::<SourceItem>(256);
         let limit = self.config.source.limit;
-        let reader = tokio::task::spawn_blocking(move || -> Result<(), SourceError> {
+        let stop = self.stop.clone();
+        let reader = tokio::task::spawn_blocking(move || -> Result<bool, SourceError> {
             let mut examples = 0u64;
             for item in rows {
+                if stop.is_set() {
+                    return Ok(false);
+                }
                 let item = item?;
                 if matches!(item, SourceItem::Example(_)) {
                     if limit.is_some_and(|l| examples >= l) {
@@ -220,35 +400,28 @@ impl Pipeline {
                     }
                     examples += 1;
                 }
+                if item.seq() < skip_below {
+                    continue;
+                }
                 if item_tx.blocking_send(item).is_err() {
-                    break;
+                    return Ok(false);
                 }
             }
-            Ok(())
+            Ok(true)
         });
 
-        // Intake: quarantine bad rows, pass examples on.
-        let (ex_tx, ex_rx) = mpsc::channel::<Arc<SourceExample>>(concurrency * 2);
+        // Intake: count bad rows against the limit, pass everything on.
+        let (ex_tx, ex_rx) = mpsc::channel::<Item>(concurrency * 2);
         let max_bad = self.config.source.max_bad_rows;
-        let quarantine_path = out_dir.join(sink::QUARANTINE);
+        let mut bad_so_far = previous.as_ref().map_or(0, |cp| cp.counts.quarantined);
         let read_progress = progress.stage(0);
         let intake = tokio::spawn(async move {
-            let mut funnel = StageFunnel::new("read", "rows");
-            let mut quarantine = JsonlFile::new(quarantine_path);
-            let mut first_bad: Option<BadRow> = None;
-            let mut outcome: Result<(), String> = Ok(());
+            let mut first_bad: Option<String> = None;
             while let Some(item) = item_rx.recv().await {
-                funnel.in_ += 1;
                 read_progress.inc(1);
-                match item {
-                    SourceItem::Example(ex) => {
-                        funnel.out += 1;
-                        if ex_tx.send(Arc::new(ex)).await.is_err() {
-                            break;
-                        }
-                    }
+                let item = match item {
+                    SourceItem::Example(ex) => Item::Example(Arc::new(ex)),
                     SourceItem::Bad(bad) => {
-                        funnel.reject(bad.code);
                         tracing::warn!(
                             "quarantined {}:{}{}: {}",
                             bad.file,
@@ -259,58 +432,81 @@ impl Pipeline {
                                 .unwrap_or_default(),
                             bad.reason
                         );
-                        if let Err(e) = quarantine.append(&bad) {
-                            outcome =
-                                Err(format!("writing `{}`: {e}", quarantine.path().display()));
-                            break;
-                        }
-                        first_bad.get_or_insert(bad);
-                        if quarantine.lines > max_bad {
-                            let first = first_bad.as_ref().map(|b| {
-                                format!(
-                                    "; first: {}:{}{}: {}",
-                                    b.file,
-                                    b.line,
-                                    b.field
-                                        .as_deref()
-                                        .map(|f| format!(" field `{f}`"))
-                                        .unwrap_or_default(),
-                                    b.reason
-                                )
-                            });
-                            outcome = Err(format!(
-                                "more than {max_bad} bad input rows (raise --max-bad-rows to go on){}; \
-                                 all are listed in `{}`",
-                                first.unwrap_or_default(),
-                                quarantine.path().display()
+                        first_bad.get_or_insert_with(|| {
+                            format!(
+                                "{}:{}{}: {}",
+                                bad.file,
+                                bad.line,
+                                bad.field
+                                    .as_deref()
+                                    .map(|f| format!(" field `{f}`"))
+                                    .unwrap_or_default(),
+                                bad.reason
+                            )
+                        });
+                        bad_so_far += 1;
+                        if bad_so_far > max_bad {
+                            // The row itself still reaches quarantine.
+                            let _ = ex_tx.send(Item::Bad(bad)).await;
+                            return Err(format!(
+                                "more than {max_bad} bad input rows (raise --max-bad-rows to go on); first: {}; \
+                                 all are listed in quarantine.jsonl",
+                                first_bad.unwrap_or_default()
                             ));
-                            break;
                         }
+                        Item::Bad(bad)
                     }
+                };
+                if ex_tx.send(item).await.is_err() {
+                    break;
                 }
             }
-            let _ = quarantine.finish();
-            (funnel, outcome)
+            Ok(())
         });
 
         // Generate: a map stage.
         let (gen_tx, mut stage_rx) = mpsc::channel::<Staged>(concurrency * 2);
         let generator = self.generator.clone();
         let gen_progress = progress.stage(1);
+        let stop = self.stop.clone();
         let mut tasks = vec![tokio::spawn(async move {
             let stream = receiver_stream(ex_rx)
-                .map(|example| {
+                .map(|item| {
                     let generator = generator.clone();
+                    let stop = stop.clone();
                     async move {
-                        let mut generated = generator.generate(example.clone()).await;
-                        let candidates = std::mem::take(&mut generated.candidates);
-                        Staged {
-                            batch: SourceBatch {
-                                example,
-                                candidates,
+                        match item {
+                            _ if stop.is_set() => Staged {
+                                seq: 0,
+                                batch: None,
+                                bad: None,
+                                generated: Generated::default(),
+                                failures: Vec::new(),
+                                skipped: true,
                             },
-                            generated,
-                            failures: Vec::new(),
+                            Item::Bad(bad) => Staged {
+                                seq: bad.seq,
+                                batch: None,
+                                bad: Some(bad),
+                                generated: Generated::default(),
+                                failures: Vec::new(),
+                                skipped: false,
+                            },
+                            Item::Example(example) => {
+                                let mut generated = generator.generate(example.clone()).await;
+                                let candidates = std::mem::take(&mut generated.candidates);
+                                Staged {
+                                    seq: example.seq,
+                                    batch: Some(SourceBatch {
+                                        example,
+                                        candidates,
+                                    }),
+                                    bad: None,
+                                    generated,
+                                    failures: Vec::new(),
+                                    skipped: false,
+                                }
+                            }
                         }
                     }
                 })
@@ -329,13 +525,10 @@ impl Pipeline {
                     .map(|mut staged| {
                         let filter = filter.clone();
                         async move {
-                            if let Err(e) = filter.apply(&mut staged.batch).await {
-                                for c in staged
-                                    .batch
-                                    .candidates
-                                    .iter_mut()
-                                    .filter(|c| !c.is_rejected())
-                                {
+                            if let Some(batch) = &mut staged.batch
+                                && let Err(e) = filter.apply(batch).await
+                            {
+                                for c in batch.candidates.iter_mut().filter(|c| !c.is_rejected()) {
                                     c.reject(filter.stage(), "error", e.clone());
                                 }
                                 staged.failures.push((filter.stage().to_string(), e));
@@ -348,8 +541,8 @@ impl Pipeline {
             }));
         }
 
-        // Sink: the barrier. Dedup in source order, then shards.
-        let sink = SinkStage::new(&self, &out_dir);
+        // Sink: the barrier. Dedup in source order, shards, checkpoints.
+        let sink = SinkStage::new(&self, &out_dir, state, previous.as_ref(), skip_below)?;
         let write_progress = progress.stage(2 + self.filters.len());
         let sink_task = tokio::spawn(async move {
             let mut sink = sink;
@@ -357,42 +550,49 @@ impl Pipeline {
                 write_progress.inc(1);
                 sink.take(staged)?;
             }
-            sink.finish()
+            sink.commit(false)?;
+            anyhow::Ok(sink)
         });
 
         let reader_result = reader.await.context("reader thread panicked")?;
-        let (read_funnel, intake_result) = intake.await.context("intake task panicked")?;
+        let intake_result = intake.await.context("intake task panicked")?;
         for t in tasks {
             t.await.context("stage task panicked")?;
         }
-        let sink = sink_task
+        let mut sink = sink_task
             .await
             .context("sink task panicked")?
             .context("writing the output")?;
         if let Some(l) = logger {
             l.abort();
         }
+        if let Some(s) = signals {
+            s.abort();
+        }
         progress.finish();
 
-        let failure = match (reader_result, intake_result) {
-            (Err(e), _) => Some(e.to_string()),
-            (_, Err(e)) => Some(e),
-            _ => None,
+        let outcome = match (reader_result, intake_result, self.stop.reason()) {
+            (Err(e), _, _) => Outcome::Failed(e.to_string()),
+            (_, Err(e), _) => Outcome::Failed(e),
+            (_, _, Some(reason)) => Outcome::Stopped(reason),
+            (Ok(true), Ok(()), None) => Outcome::Complete,
+            (Ok(false), Ok(()), None) => {
+                Outcome::Failed("the pipeline stopped before the end of the input".into())
+            }
         };
-        let manifest = sink.manifest(
-            &self,
-            read_funnel,
-            started_unix,
-            started.elapsed().as_secs_f64(),
-            failure.as_deref(),
-        );
+        sink.elapsed_s += started.elapsed().as_secs_f64();
+        if outcome == Outcome::Complete {
+            sink.commit(true)?;
+        }
+        let manifest = sink.manifest(&self, started_unix, &outcome);
         manifest
             .write(&out_dir)
             .with_context(|| format!("writing the manifest in `{}`", out_dir.display()))?;
         Ok(RunSummary {
             out_dir,
             manifest,
-            failure,
+            outcome,
+            resumed,
         })
     }
 }
@@ -413,47 +613,106 @@ async fn forward<S: Stream<Item = Staged>>(
     }
 }
 
-/// The barrier at the end: dedup, shard writing, dead letters and the
-/// funnel of every pair stage, counted from the candidates themselves.
+/// The barrier at the end: dedup, shard writing, quarantine, dead letters,
+/// checkpoints, and the funnel of every stage, counted in input order.
 struct SinkStage {
     task: &'static TaskPreset,
     dedup: Option<ExactDedup>,
     accepted: ShardWriter,
     rejected: Option<ShardWriter>,
+    quarantine: JsonlFile,
     dead_letters: JsonlFile,
+    read: StageFunnel,
     generate: StageFunnel,
     /// Filters then dedup, in order.
     pair_stages: Vec<StageFunnel>,
     counts: Counts,
-    usage: Usage,
+    /// Usage of earlier invocations; this one's comes from the clients.
+    base_usage: Usage,
+    invalid_replies: u64,
+    clients: Vec<(String, Arc<OpenAiClient>)>,
+    budget: Arc<Budget>,
+    stop: Arc<Stop>,
+    state: RunState,
+    next_seq: u64,
+    /// Set when a source hit the budget: nothing from it on is committed.
+    halted: bool,
+    rows_per_shard: usize,
+    checkpoint_every: u64,
+    checkpoint_interval: Duration,
+    since_commit: u64,
+    last_commit: Instant,
+    elapsed_s: f64,
+}
+
+fn restore(funnel: &[StageFunnel], stage: &str, unit: &str) -> StageFunnel {
+    funnel
+        .iter()
+        .find(|s| s.stage == stage)
+        .cloned()
+        .unwrap_or_else(|| StageFunnel::new(stage, unit))
 }
 
 impl SinkStage {
-    fn new(p: &Pipeline, out_dir: &std::path::Path) -> Self {
-        let rows = p.config.sink.rows_per_shard;
+    fn new(
+        p: &Pipeline,
+        out_dir: &Path,
+        state: RunState,
+        previous: Option<&Checkpoint>,
+        next_seq: u64,
+    ) -> anyhow::Result<Self> {
+        let cp = previous.cloned().unwrap_or_default();
         let mut pair_stages: Vec<StageFunnel> = p
             .filters
             .iter()
-            .map(|f| StageFunnel::new(f.stage(), "pairs"))
+            .map(|f| restore(&cp.funnel, f.stage(), "pairs"))
             .collect();
-        if p.config.dedup.exact {
-            pair_stages.push(StageFunnel::new(crate::dedup::exact::STAGE, "pairs"));
+        let mut dedup = p.config.dedup.exact.then(ExactDedup::new);
+        if let Some(d) = &mut dedup {
+            pair_stages.push(restore(&cp.funnel, crate::dedup::exact::STAGE, "pairs"));
+            d.restore(state.dedup_keys()?);
         }
-        SinkStage {
+        Ok(SinkStage {
             task: p.task,
-            dedup: p.config.dedup.exact.then(ExactDedup::new),
-            accepted: ShardWriter::new(out_dir, None, rows, false),
-            rejected: p
-                .config
-                .sink
-                .write_rejected
-                .then(|| ShardWriter::new(out_dir, Some(sink::REJECTED_DIR), rows, true)),
-            dead_letters: JsonlFile::new(out_dir.join(sink::DEAD_LETTER)),
-            generate: StageFunnel::new("generate", "sources"),
+            dedup,
+            accepted: ShardWriter::new(out_dir, None, cp.shards.clone(), false),
+            rejected: p.config.sink.write_rejected.then(|| {
+                ShardWriter::new(
+                    out_dir,
+                    Some(sink::REJECTED_DIR),
+                    cp.rejected_shards.clone(),
+                    true,
+                )
+            }),
+            quarantine: JsonlFile::new(
+                out_dir.join(sink::QUARANTINE),
+                cp.counts.quarantined,
+                cp.quarantine_bytes,
+            ),
+            dead_letters: JsonlFile::new(
+                out_dir.join(sink::DEAD_LETTER),
+                cp.counts.dead_letters,
+                cp.dead_letter_bytes,
+            ),
+            read: restore(&cp.funnel, "read", "rows"),
+            generate: restore(&cp.funnel, "generate", "sources"),
             pair_stages,
-            counts: Counts::default(),
-            usage: Usage::default(),
-        }
+            counts: cp.counts.clone(),
+            base_usage: cp.usage.clone(),
+            invalid_replies: 0,
+            clients: p.clients.clone(),
+            budget: p.budget.clone(),
+            stop: p.stop.clone(),
+            state,
+            next_seq,
+            halted: false,
+            rows_per_shard: p.config.sink.rows_per_shard,
+            checkpoint_every: p.config.sink.checkpoint_every.max(1),
+            checkpoint_interval: Duration::from_secs_f64(p.config.sink.checkpoint_secs.max(0.001)),
+            since_commit: 0,
+            last_commit: Instant::now(),
+            elapsed_s: cp.elapsed_s,
+        })
     }
 
     fn dead_letter(
@@ -478,17 +737,49 @@ impl SinkStage {
     }
 
     fn take(&mut self, staged: Staged) -> anyhow::Result<()> {
+        if self.halted {
+            return Ok(());
+        }
         let Staged {
-            mut batch,
+            seq,
+            batch,
+            bad,
             generated,
             failures,
+            skipped,
         } = staged;
+        if skipped {
+            self.halted = true;
+            return Ok(());
+        }
+        if let Some(f) = generated
+            .failure
+            .as_ref()
+            .filter(|f| f.reason == BUDGET_EXHAUSTED)
+        {
+            // Not this source, nor any after it: a rerun picks up here.
+            self.halted = true;
+            self.stop.request(StopReason::Budget(f.error.clone()));
+            return Ok(());
+        }
+        self.read.in_ += 1;
+        self.next_seq = seq + 1;
+        self.since_commit += 1;
+        if let Some(bad) = bad {
+            self.read.reject(bad.code);
+            self.counts.quarantined += 1;
+            self.quarantine
+                .append(&bad)
+                .with_context(|| format!("writing `{}`", self.quarantine.path().display()))?;
+            return self.maybe_commit();
+        }
+        let Some(mut batch) = batch else {
+            return Ok(());
+        };
+        self.read.out += 1;
         let example = batch.example.clone();
         self.counts.sources += 1;
-        self.usage.requests += generated.requests;
-        self.usage.prompt_tokens += generated.prompt_tokens;
-        self.usage.completion_tokens += generated.completion_tokens;
-        self.usage.invalid_replies += generated.invalid_replies;
+        self.invalid_replies += generated.invalid_replies;
 
         self.generate.in_ += 1;
         let produced = batch.candidates.len() as u64;
@@ -496,13 +787,12 @@ impl SinkStage {
         self.counts.candidates += produced;
         if let Some(f) = &generated.failure {
             // Candidates made before the failure still count; the source
-            // is dead-lettered so a rerun can retry it.
+            // is dead-lettered for a later retry.
             self.dead_letter(&example, "generate", &f.error, f.attempts)?;
         }
         if produced > 0 {
             self.generate.out += 1;
-        } else if let Some(f) = &generated.failure {
-            let _ = f;
+        } else if generated.failure.is_some() {
             self.generate.failed += 1;
         } else {
             self.generate.reject("no_candidates");
@@ -527,10 +817,10 @@ impl SinkStage {
             for (i, stage) in self.pair_stages.iter_mut().enumerate().take(reached) {
                 stage.in_ += 1;
                 if Some(i) == stop {
-                    let reason = &c
+                    let reason = c
                         .rejection
                         .as_ref()
-                        .map(|r| r.reason.clone())
+                        .map(|r| r.reason.as_str())
                         .unwrap_or_default();
                     if reason == "error" {
                         stage.failed += 1;
@@ -544,53 +834,119 @@ impl SinkStage {
             if c.is_rejected() {
                 self.counts.rejected += 1;
                 if let Some(r) = &mut self.rejected {
-                    r.push(c, self.task.name, &example, self.task.edit_field)?;
+                    r.push(c, self.task.name, &example, self.task.edit_field);
                 }
             } else {
                 self.counts.accepted += 1;
                 self.accepted
-                    .push(c, self.task.name, &example, self.task.edit_field)?;
+                    .push(c, self.task.name, &example, self.task.edit_field);
             }
+        }
+        self.maybe_commit()
+    }
+
+    fn maybe_commit(&mut self) -> anyhow::Result<()> {
+        let full = self.accepted.buffered() >= self.rows_per_shard
+            || self
+                .rejected
+                .as_ref()
+                .is_some_and(|r| r.buffered() >= self.rows_per_shard);
+        if full
+            || self.since_commit >= self.checkpoint_every
+            || self.last_commit.elapsed() >= self.checkpoint_interval
+        {
+            self.commit(false)?;
         }
         Ok(())
     }
 
-    fn finish(mut self) -> anyhow::Result<Self> {
+    /// Usage so far: earlier invocations plus this one's clients.
+    fn usage(&self) -> Usage {
+        let mut u = self.base_usage.clone();
+        for (stage, client) in &self.clients {
+            let s = &client.stats;
+            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let model = client.model();
+            let (p, c) = (g(&s.prompt_tokens), g(&s.completion_tokens));
+            let now = StageUsage {
+                requests: g(&s.sent),
+                cache_hits: g(&s.cache_hits),
+                retries: g(&s.retries),
+                rate_limited: g(&s.rate_limited),
+                prompt_tokens: p,
+                completion_tokens: c,
+                cost: self.budget.cost_of(model, p, c),
+            };
+            u.stages.entry(stage.clone()).or_default().add(&now);
+        }
+        u.invalid_replies += self.invalid_replies;
+        u.total();
+        u
+    }
+
+    fn funnel(&self, pairs_mode: bool) -> Vec<StageFunnel> {
+        let mut f = vec![self.read.clone()];
+        if !pairs_mode {
+            f.push(self.generate.clone());
+        }
+        f.extend(self.pair_stages.iter().cloned());
+        f
+    }
+
+    /// Write buffered rows as shards, sync side files, then record the
+    /// checkpoint: the order that makes a kill at any instant harmless.
+    fn commit(&mut self, complete: bool) -> anyhow::Result<()> {
         self.accepted.flush()?;
         if let Some(r) = &mut self.rejected {
             r.flush()?;
         }
-        self.dead_letters.finish()?;
-        Ok(self)
+        self.quarantine.sync()?;
+        self.dead_letters.sync()?;
+        let cp = Checkpoint {
+            next_seq: self.next_seq,
+            complete,
+            shards: self.accepted.shards.clone(),
+            rejected_shards: self
+                .rejected
+                .as_ref()
+                .map(|r| r.shards.clone())
+                .unwrap_or_default(),
+            funnel: self.funnel(false),
+            counts: self.counts.clone(),
+            usage: self.usage(),
+            quarantine_bytes: self.quarantine.bytes,
+            dead_letter_bytes: self.dead_letters.bytes,
+            elapsed_s: self.elapsed_s,
+        };
+        let keys = self
+            .dedup
+            .as_mut()
+            .map(|d| d.take_new())
+            .unwrap_or_default();
+        self.state.commit(&cp, &keys)?;
+        self.since_commit = 0;
+        self.last_commit = Instant::now();
+        Ok(())
     }
 
-    fn manifest(
-        self,
-        p: &Pipeline,
-        read: StageFunnel,
-        started_unix: u64,
-        duration_s: f64,
-        failure: Option<&str>,
-    ) -> Manifest {
-        let mut counts = self.counts;
-        counts.rows_read = read.in_;
-        counts.quarantined = read.rejected_total();
-        let mut funnel = vec![read];
-        if !p.config.source.pairs_mode() {
-            funnel.push(self.generate);
-        }
-        funnel.extend(self.pair_stages);
+    fn manifest(&self, p: &Pipeline, started_unix: u64, outcome: &Outcome) -> Manifest {
+        let mut counts = self.counts.clone();
+        counts.rows_read = self.read.in_;
         Manifest {
             schema_version: SCHEMA_VERSION,
             foil_version: env!("CARGO_PKG_VERSION").to_string(),
-            status: match failure {
-                None => "complete".to_string(),
-                Some(f) => format!("failed: {f}"),
+            status: match outcome {
+                Outcome::Complete | Outcome::AlreadyComplete => "complete".to_string(),
+                Outcome::Stopped(StopReason::Signal(s)) => {
+                    format!("interrupted by signal {s}; rerun to resume")
+                }
+                Outcome::Stopped(StopReason::Budget(b)) => format!("stopped: {b}; rerun to resume"),
+                Outcome::Failed(f) => format!("failed: {f}"),
             },
             task: p.task.name.to_string(),
             pairs_mode: p.config.source.pairs_mode(),
             started_unix,
-            duration_s: (duration_s * 1000.0).round() / 1000.0,
+            duration_s: (self.elapsed_s * 1000.0).round() / 1000.0,
             config: p.config.clone(),
             prompts: p.prompts.clone(),
             models: Models {
@@ -598,10 +954,14 @@ impl SinkStage {
                 embedder: p.embedder.clone(),
             },
             counts,
-            usage: self.usage,
-            funnel,
-            shards: self.accepted.shards,
-            rejected_shards: self.rejected.map(|r| r.shards).unwrap_or_default(),
+            usage: self.usage(),
+            funnel: self.funnel(p.config.source.pairs_mode()),
+            shards: self.accepted.shards.clone(),
+            rejected_shards: self
+                .rejected
+                .as_ref()
+                .map(|r| r.shards.clone())
+                .unwrap_or_default(),
         }
     }
 }

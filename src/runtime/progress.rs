@@ -61,10 +61,9 @@ impl Progress {
             ProgressMode::Bars => ProgressDrawTarget::stderr(),
             _ => ProgressDrawTarget::hidden(),
         });
-        let style = ProgressStyle::with_template(
-            "{prefix:>14} {spinner} {pos:>8} {msg} [{elapsed}] {per_sec}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let style =
+            ProgressStyle::with_template("{prefix:>14} {spinner} {human_pos:>9} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let stages = stage_names
             .iter()
             .map(|name| {
@@ -93,7 +92,7 @@ impl Progress {
         self.stages[i.min(self.stages.len() - 1)].clone()
     }
 
-    /// For log mode: a task that logs the counters every `every`.
+    /// For log mode: a task that prints the counters every `every`.
     pub fn spawn_logger(&self, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
         if self.mode != ProgressMode::Log {
             return None;
@@ -108,7 +107,9 @@ impl Progress {
                     .iter()
                     .map(|s| format!("{} {}", s.name, s.get()))
                     .collect();
-                tracing::info!("progress: {}", line.join(", "));
+                // Plain lines for logs of scheduled jobs, whatever the log
+                // level: a job that prints nothing for an hour looks dead.
+                eprintln!("foil: progress: {}", line.join(", "));
             }
         }))
     }

@@ -64,12 +64,62 @@ pub struct Counts {
     pub dead_letters: u64,
 }
 
+/// What one stage's endpoint cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageUsage {
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    pub cache_hits: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Estimated from the price table, when the model has a price.
+    pub cost: Option<f64>,
+}
+
+impl StageUsage {
+    pub fn add(&mut self, o: &StageUsage) {
+        self.requests += o.requests;
+        self.cache_hits += o.cache_hits;
+        self.retries += o.retries;
+        self.rate_limited += o.rate_limited;
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+        self.cost = match (self.cost, o.cost) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
+    }
+}
+
+/// Endpoint usage over the whole job (all invocations of a resumed run).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     pub requests: u64,
+    pub cache_hits: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    pub cost: Option<f64>,
+    /// Replies that were not JSON or broke the task's schema.
     pub invalid_replies: u64,
+    /// Stage name → usage.
+    pub stages: BTreeMap<String, StageUsage>,
+}
+
+impl Usage {
+    /// Recompute the totals from the stages.
+    pub fn total(&mut self) {
+        let mut t = StageUsage::default();
+        for s in self.stages.values() {
+            t.add(s);
+        }
+        self.requests = t.requests;
+        self.cache_hits = t.cache_hits;
+        self.prompt_tokens = t.prompt_tokens;
+        self.completion_tokens = t.completion_tokens;
+        self.cost = t.cost;
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -38,8 +38,47 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Cut `path` back to `len` bytes (removing it when `len` is 0): lines a
+/// killed run wrote after its last checkpoint.
+pub fn truncate_to(path: &Path, len: u64) -> std::io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    if len == 0 {
+        return fs::remove_file(path);
+    }
+    let f = fs::OpenOptions::new().write(true).open(path)?;
+    f.set_len(len)?;
+    f.sync_all()
+}
+
+/// Delete shard files in `dir` (and `dir/rejected`) that no checkpoint
+/// lists, and temp files: what a killed run wrote after its last commit.
+pub fn remove_uncommitted(dir: &Path, listed: &[String]) -> std::io::Result<()> {
+    for sub in [dir.to_path_buf(), dir.join(REJECTED_DIR)] {
+        if !sub.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(&sub)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if sub == dir {
+                name.clone()
+            } else {
+                format!("{REJECTED_DIR}/{name}")
+            };
+            let shard = name.starts_with("part-") && name.ends_with(".parquet");
+            if (shard && !listed.contains(&rel)) || name.ends_with(".tmp") {
+                fs::remove_file(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Remove what an earlier run left in `dir` (shards, side files, temp
-/// files), leaving anything foil does not own alone.
+/// files), leaving anything foil does not own alone — and the response
+/// cache, which a fresh run is glad to reuse.
 pub fn clear_previous_output(dir: &Path) -> std::io::Result<()> {
     if !dir.exists() {
         return Ok(());
@@ -63,36 +102,48 @@ pub fn clear_previous_output(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// An append-only JSON Lines file, created on first write.
+/// An append-only JSON Lines file, opened on first write. `bytes` is its
+/// length, which checkpoints record so a resumed run can cut off lines
+/// written after the last commit.
 pub struct JsonlFile {
     path: PathBuf,
     out: Option<BufWriter<File>>,
     pub lines: u64,
+    pub bytes: u64,
 }
 
 impl JsonlFile {
-    pub fn new(path: PathBuf) -> Self {
+    /// A file that already holds `bytes` bytes in `lines` lines (0 for new).
+    pub fn new(path: PathBuf, lines: u64, bytes: u64) -> Self {
         JsonlFile {
             path,
             out: None,
-            lines: 0,
+            lines,
+            bytes,
         }
     }
 
     pub fn append<T: serde::Serialize>(&mut self, value: &T) -> std::io::Result<()> {
         if self.out.is_none() {
-            self.out = Some(BufWriter::new(File::create(&self.path)?));
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.out = Some(BufWriter::new(f));
         }
+        let mut line = serde_json::to_vec(value)?;
+        line.push(b'\n');
         if let Some(out) = &mut self.out {
-            serde_json::to_writer(&mut *out, value)?;
-            out.write_all(b"\n")?;
+            out.write_all(&line)?;
         }
         self.lines += 1;
+        self.bytes += line.len() as u64;
         Ok(())
     }
 
-    pub fn finish(&mut self) -> std::io::Result<()> {
-        if let Some(mut out) = self.out.take() {
+    /// Flush and fsync what was appended.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        if let Some(out) = &mut self.out {
             out.flush()?;
             out.get_ref().sync_all()?;
         }

@@ -57,7 +57,6 @@ pub struct ShardWriter {
     dir: PathBuf,
     /// Relative folder prefix for manifest paths ("" or "rejected/").
     prefix: String,
-    rows_per_shard: usize,
     with_rejection: bool,
     buffer: Vec<Row>,
     pub shards: Vec<ShardEntry>,
@@ -65,10 +64,11 @@ pub struct ShardWriter {
 }
 
 impl ShardWriter {
+    /// A writer continuing after `existing` shards (a resumed run).
     pub fn new(
         root: &Path,
         subdir: Option<&str>,
-        rows_per_shard: usize,
+        existing: Vec<ShardEntry>,
         with_rejection: bool,
     ) -> Self {
         let (dir, prefix) = match subdir {
@@ -78,22 +78,27 @@ impl ShardWriter {
         ShardWriter {
             dir,
             prefix,
-            rows_per_shard,
             with_rejection,
             buffer: Vec::new(),
-            shards: Vec::new(),
-            rows_written: 0,
+            rows_written: existing.iter().map(|e| e.rows).sum(),
+            shards: existing,
         }
     }
 
-    /// Queue a pair; a full buffer becomes a shard.
+    /// Rows waiting for the next shard.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Queue a pair; the sink decides when buffered rows become a shard
+    /// (always at a source boundary, so a checkpoint never splits a source).
     pub fn push(
         &mut self,
         candidate: Candidate,
         task: &'static str,
         example: &SourceExample,
         edit_field: &str,
-    ) -> PolarsResult<()> {
+    ) {
         // Unedited fields other than the label (the NLI premise, a QA
         // context) travel with the pair.
         let context: Vec<&str> = example
@@ -108,10 +113,6 @@ impl ShardWriter {
             context: (!context.is_empty()).then(|| context.join("\n")),
             passthrough: example.passthrough.clone(),
         });
-        if self.buffer.len() >= self.rows_per_shard {
-            self.flush()?;
-        }
-        Ok(())
     }
 
     /// Write whatever is buffered as one more shard.

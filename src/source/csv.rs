@@ -62,6 +62,7 @@ impl Iterator for CsvRows {
                         Ok(s) => row.push((name.clone(), Some(s.to_string()))),
                         Err(e) => {
                             return Some(Ok(SourceItem::Bad(super::BadRow {
+                                seq,
                                 file: self.mapper.file().to_string(),
                                 line,
                                 field: Some(name.clone()),
@@ -79,6 +80,7 @@ impl Iterator for CsvRows {
                     ::csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
                     } => Some(Ok(self.mapper.bad_row(
+                        seq,
                         line,
                         "malformed_row",
                         format!(
@@ -90,6 +92,7 @@ impl Iterator for CsvRows {
                         message: err.to_string(),
                     })),
                     _ => Some(Ok(self.mapper.bad_row(
+                        seq,
                         line,
                         "malformed_row",
                         format!("malformed CSV row: {err}"),

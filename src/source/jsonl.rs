@@ -49,25 +49,27 @@ impl Iterator for JsonlRows {
             }
             self.line += 1;
             let line = self.line;
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue; // blank lines separate nothing in JSONL
+            }
+            let seq = self.seq;
+            self.seq += 1;
             let text = match std::str::from_utf8(&self.buf) {
                 Ok(t) => t.trim(),
                 Err(e) => {
                     return Some(Ok(self.mapper.bad_row(
+                        seq,
                         line,
                         "invalid_utf8",
                         format!("line is not valid UTF-8 ({e})"),
                     )));
                 }
             };
-            if text.is_empty() {
-                continue; // blank lines separate nothing in JSONL
-            }
-            let seq = self.seq;
-            self.seq += 1;
             let value: serde_json::Value = match serde_json::from_str(text) {
                 Ok(v) => v,
                 Err(e) => {
                     return Some(Ok(self.mapper.bad_row(
+                        seq,
                         line,
                         "malformed_row",
                         format!("malformed JSON: {e}"),
@@ -76,6 +78,7 @@ impl Iterator for JsonlRows {
             };
             let serde_json::Value::Object(obj) = value else {
                 return Some(Ok(self.mapper.bad_row(
+                    seq,
                     line,
                     "malformed_row",
                     "line is JSON but not an object".to_string(),

@@ -24,6 +24,9 @@ use crate::tasks::TaskPreset;
 /// A row that could not become an example, with where and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BadRow {
+    /// Position in the input, like an example's `seq`.
+    #[serde(skip)]
+    pub seq: u64,
     pub file: String,
     /// 1-based line (CSV, JSONL) or row (Parquet).
     pub line: u64,
@@ -37,6 +40,15 @@ pub struct BadRow {
 pub enum SourceItem {
     Example(SourceExample),
     Bad(BadRow),
+}
+
+impl SourceItem {
+    pub fn seq(&self) -> u64 {
+        match self {
+            SourceItem::Example(e) => e.seq,
+            SourceItem::Bad(b) => b.seq,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,8 +164,16 @@ impl RowMapper {
         Ok(())
     }
 
-    fn bad(&self, line: u64, field: Option<&str>, code: &'static str, reason: String) -> BadRow {
+    fn bad(
+        &self,
+        seq: u64,
+        line: u64,
+        field: Option<&str>,
+        code: &'static str,
+        reason: String,
+    ) -> BadRow {
         BadRow {
+            seq,
             file: self.file.to_string(),
             line,
             field: field.map(str::to_string),
@@ -162,8 +182,14 @@ impl RowMapper {
         }
     }
 
-    pub(crate) fn bad_row(&self, line: u64, code: &'static str, reason: String) -> SourceItem {
-        SourceItem::Bad(self.bad(line, None, code, reason))
+    pub(crate) fn bad_row(
+        &self,
+        seq: u64,
+        line: u64,
+        code: &'static str,
+        reason: String,
+    ) -> SourceItem {
+        SourceItem::Bad(self.bad(seq, line, None, code, reason))
     }
 
     /// Map one row (column name → value) to an example.
@@ -179,6 +205,7 @@ impl RowMapper {
                 Some(Some(value)) => {
                     if value.len() > self.max_field_bytes {
                         return SourceItem::Bad(self.bad(
+                            seq,
                             line,
                             Some(column),
                             "field_too_large",
@@ -192,6 +219,7 @@ impl RowMapper {
                     if value.trim().is_empty() {
                         if *required {
                             return SourceItem::Bad(self.bad(
+                                seq,
                                 line,
                                 Some(column),
                                 "empty_field",
@@ -204,6 +232,7 @@ impl RowMapper {
                 }
                 _ if *required => {
                     return SourceItem::Bad(self.bad(
+                        seq,
                         line,
                         Some(column),
                         "missing_field",
@@ -220,6 +249,7 @@ impl RowMapper {
                     Some(Some(v)) if !v.trim().is_empty() => v.clone(),
                     _ => {
                         return SourceItem::Bad(self.bad(
+                            seq,
                             line,
                             Some(col),
                             "missing_field",
@@ -237,6 +267,7 @@ impl RowMapper {
                     Some(Some(v)) if !v.trim().is_empty() => v.clone(),
                     _ => {
                         return SourceItem::Bad(self.bad(
+                            seq,
                             line,
                             Some(col),
                             "missing_field",

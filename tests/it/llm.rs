@@ -16,7 +16,7 @@ const KEY: &str = "sk-test-4f9a1c2b-do-not-log";
 /// Answers a question prompt with a minimal edit: the first "the" becomes
 /// "a" (or " exactly" is appended). Questions about oceans get prose with no
 /// JSON, questions about rivers get JSON that breaks the schema.
-fn question_editor() -> Arc<dyn Fn(&serde_json::Value) -> Reply + Send + Sync> {
+pub(crate) fn question_editor() -> Arc<dyn Fn(&serde_json::Value) -> Reply + Send + Sync> {
     Arc::new(|body| {
         let user = user_message(body);
         let q = line_value(&user, "Question").unwrap_or_default();
@@ -99,7 +99,8 @@ fn llm_generator_validates_replies_and_records_provenance() {
         .into_iter()
         .filter(|r| r.path == "/v1/chat/completions")
         .collect();
-    assert_eq!(chats.len(), 24, "12 sources x n=2");
+    // 12 sources x n=2, plus one more try for each of the 4 bad replies.
+    assert_eq!(chats.len(), 28);
     for c in &chats {
         assert_eq!(
             c.headers.get("authorization").map(String::as_str),
@@ -129,11 +130,17 @@ fn llm_generator_validates_replies_and_records_provenance() {
 
     let m = manifest(out.path());
     assert_funnel_adds_up(&m);
-    assert_eq!(m["usage"]["requests"], 24);
-    assert_eq!(m["usage"]["prompt_tokens"], 24 * 50);
+    assert_eq!(m["usage"]["stages"]["generate"]["requests"], 28);
+    assert_eq!(m["usage"]["stages"]["generate"]["prompt_tokens"], 28 * 50);
+    assert!(
+        m["usage"]["stages"]["similarity"]["requests"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert_eq!(
-        m["usage"]["invalid_replies"], 4,
-        "ocean and river questions, twice each"
+        m["usage"]["invalid_replies"], 8,
+        "ocean and river questions: 2 seeds, 2 tries each"
     );
     assert_eq!(m["models"]["generator"], "llm:fake-model");
     assert!(
@@ -210,7 +217,7 @@ fn servers_that_refuse_json_schema_get_json_object() {
         1,
         "asked once, then remembered: {kinds:?}"
     );
-    assert_eq!(kinds.iter().filter(|k| *k == "json_object").count(), 24);
+    assert_eq!(kinds.iter().filter(|k| *k == "json_object").count(), 28);
     assert!(manifest(out.path())["counts"]["accepted"].as_u64().unwrap() > 0);
 }
 
@@ -231,7 +238,7 @@ fn an_endpoint_that_keeps_failing_dead_letters_the_source_and_the_run_goes_on() 
         Duration::ZERO,
     );
     let out = tempfile::tempdir().unwrap();
-    generate_llm(&fake, out.path(), &["--quiet"]).success();
+    generate_llm(&fake, out.path(), &["--quiet"]).code(3);
     let dead = std::fs::read_to_string(out.path().join("dead-letter.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = dead
         .lines()

@@ -10,4 +10,5 @@ mod embed;
 mod llm;
 mod pairs;
 mod pipelines;
+mod reliability;
 mod sources;

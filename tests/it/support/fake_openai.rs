@@ -12,20 +12,31 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-/// One request as the server saw it.
+/// One request as the server saw it, and when.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Value,
+    pub at: std::time::Instant,
 }
 
-/// What to answer: status, extra headers, body.
+/// A fault below the HTTP body: what a flaky network or server does.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Say nothing for this long (past the client's timeout), then answer.
+    Stall(Duration),
+    /// Send the headers and half the body, then drop the connection.
+    ResetMidBody,
+}
+
+/// What to answer: status, extra headers, body, and an optional fault.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    pub fault: Option<Fault>,
 }
 
 impl Reply {
@@ -34,7 +45,28 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: v.to_string(),
+            fault: None,
         }
+    }
+
+    /// A 200 whose body is this text, JSON or not.
+    pub fn raw(status: u16, body: &str) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+            fault: None,
+        }
+    }
+
+    pub fn with_header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    pub fn with_fault(mut self, f: Fault) -> Self {
+        self.fault = Some(f);
+        self
     }
 
     /// A chat completion whose message content is `content`.
@@ -143,6 +175,7 @@ impl FakeOpenAi {
                             path: path.clone(),
                             headers,
                             body: body.clone(),
+                            at: std::time::Instant::now(),
                         });
                         if !latency.is_zero() {
                             let n = {
@@ -193,6 +226,17 @@ impl FakeOpenAi {
                             head.push_str(&format!("{k}: {v}\r\n"));
                         }
                         head.push_str("\r\n");
+                        match reply.fault {
+                            Some(Fault::Stall(d)) => tokio::time::sleep(d).await,
+                            Some(Fault::ResetMidBody) => {
+                                let half = &reply.body.as_bytes()[..reply.body.len() / 2];
+                                let _ = write.write_all(head.as_bytes()).await;
+                                let _ = write.write_all(half).await;
+                                let _ = write.flush().await;
+                                return; // dropping the socket cuts the body short
+                            }
+                            None => {}
+                        }
                         if write.write_all(head.as_bytes()).await.is_err()
                             || write.write_all(reply.body.as_bytes()).await.is_err()
                         {

@@ -1,0 +1,167 @@
+//! Run budgets: most requests, most tokens, most estimated cost. A budget
+//! is checked before each request that would reach an endpoint (cache hits
+//! are free) and, once reached, stops the run cleanly: committed output
+//! stays, and a rerun with a larger budget resumes where this one stopped.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// Price of a model, per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub prompt_per_million: f64,
+    pub completion_per_million: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    #[serde(default)]
+    pub max_requests: Option<u64>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// In the currency of `prices`; needs a price for every model used.
+    #[serde(default)]
+    pub max_cost: Option<f64>,
+    /// Model name → price, for the cost estimate in the manifest.
+    #[serde(default)]
+    pub prices: BTreeMap<String, Price>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("budget reached: {0}")]
+pub struct BudgetExhausted(pub String);
+
+/// Usage so far, shared by every client of a run.
+#[derive(Default)]
+pub struct Budget {
+    pub config: BudgetConfig,
+    requests: AtomicU64,
+    tokens: AtomicU64,
+    /// Cost in millionths, so it fits an atomic.
+    cost_micros: AtomicU64,
+    exhausted: AtomicBool,
+}
+
+impl Budget {
+    pub fn new(config: BudgetConfig) -> Self {
+        Budget {
+            config,
+            ..Default::default()
+        }
+    }
+
+    /// Start from usage already spent (a resumed run).
+    pub fn restore(&self, requests: u64, tokens: u64, cost: f64) {
+        self.requests.store(requests, Ordering::SeqCst);
+        self.tokens.store(tokens, Ordering::SeqCst);
+        self.cost_micros
+            .store((cost * 1e6).round() as u64, Ordering::SeqCst);
+    }
+
+    /// Claim one request, or say which budget is spent.
+    pub fn claim_request(&self) -> Result<(), BudgetExhausted> {
+        let c = &self.config;
+        let why = if c
+            .max_tokens
+            .is_some_and(|m| self.tokens.load(Ordering::SeqCst) >= m)
+        {
+            Some(format!("max_tokens = {}", c.max_tokens.unwrap_or(0)))
+        } else if c.max_cost.is_some_and(|m| self.cost() >= m) {
+            Some(format!("max_cost = {}", c.max_cost.unwrap_or(0.0)))
+        } else {
+            let n = self.requests.fetch_add(1, Ordering::SeqCst);
+            if c.max_requests.is_some_and(|m| n >= m) {
+                self.requests.fetch_sub(1, Ordering::SeqCst);
+                Some(format!("max_requests = {}", c.max_requests.unwrap_or(0)))
+            } else {
+                None
+            }
+        };
+        match why {
+            Some(w) => {
+                self.exhausted.store(true, Ordering::SeqCst);
+                Err(BudgetExhausted(w))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Count what a reply's `usage` reported.
+    pub fn record(&self, model: &str, prompt_tokens: u64, completion_tokens: u64) {
+        self.tokens
+            .fetch_add(prompt_tokens + completion_tokens, Ordering::SeqCst);
+        if let Some(p) = self.config.prices.get(model) {
+            let cost = prompt_tokens as f64 * p.prompt_per_million / 1e6
+                + completion_tokens as f64 * p.completion_per_million / 1e6;
+            self.cost_micros
+                .fetch_add((cost * 1e6).round() as u64, Ordering::SeqCst);
+        }
+    }
+
+    pub fn cost(&self) -> f64 {
+        self.cost_micros.load(Ordering::SeqCst) as f64 / 1e6
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.tokens.load(Ordering::SeqCst)
+    }
+
+    pub fn is_exhausted(&self) -> bool {
+        self.exhausted.load(Ordering::SeqCst)
+    }
+
+    /// The estimated cost of some usage of `model`, when its price is known.
+    pub fn cost_of(&self, model: &str, prompt_tokens: u64, completion_tokens: u64) -> Option<f64> {
+        self.config.prices.get(model).map(|p| {
+            prompt_tokens as f64 * p.prompt_per_million / 1e6
+                + completion_tokens as f64 * p.completion_per_million / 1e6
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_budget_stops_at_the_limit() {
+        let b = Budget::new(BudgetConfig {
+            max_requests: Some(2),
+            ..Default::default()
+        });
+        assert!(b.claim_request().is_ok());
+        assert!(b.claim_request().is_ok());
+        assert!(b.claim_request().unwrap_err().0.contains("max_requests"));
+        assert_eq!(b.requests(), 2);
+        assert!(b.is_exhausted());
+    }
+
+    #[test]
+    fn cost_budget_uses_the_price_table() {
+        let mut prices = BTreeMap::new();
+        prices.insert(
+            "m".to_string(),
+            Price {
+                prompt_per_million: 1.0,
+                completion_per_million: 2.0,
+            },
+        );
+        let b = Budget::new(BudgetConfig {
+            max_cost: Some(0.001),
+            prices,
+            ..Default::default()
+        });
+        assert!(b.claim_request().is_ok());
+        b.record("m", 500, 250); // 0.0005 + 0.0005
+        assert!((b.cost() - 0.001).abs() < 1e-9);
+        assert!(b.claim_request().is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! Run state for crash-safe, exactly-once output: an SQLite file in
+//! `<out>/.foil/state.sqlite` holding the config identity, the last
+//! checkpoint and the dedup keys of every committed pair.
+//!
+//! A checkpoint says: every source with `seq < next_seq` is fully written —
+//! its pairs in the listed shards, its bad rows and dead letters in the
+//! first `quarantine_bytes` / `dead_letter_bytes` of those files. Shards
+//! are renamed into place before the checkpoint that lists them commits,
+//! so after a kill a shard is either listed (kept) or not (deleted on the
+//! next start); either way no pair is lost or written twice.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::sink::manifest::{Counts, StageFunnel, Usage};
+use crate::sink::shards::ShardEntry;
+
+pub const STATE_DIR: &str = ".foil";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub next_seq: u64,
+    pub complete: bool,
+    pub shards: Vec<ShardEntry>,
+    pub rejected_shards: Vec<ShardEntry>,
+    /// Every stage's funnel so far, in order (read first).
+    pub funnel: Vec<StageFunnel>,
+    pub counts: Counts,
+    pub usage: Usage,
+    pub quarantine_bytes: u64,
+    pub dead_letter_bytes: u64,
+    /// Seconds spent in earlier invocations.
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("run state `{path}`: {message}")]
+pub struct StateError {
+    pub path: String,
+    pub message: String,
+}
+
+pub struct RunState {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl RunState {
+    pub fn open(out_dir: &Path) -> Result<Self, StateError> {
+        let dir = out_dir.join(STATE_DIR);
+        let path = dir.join("state.sqlite");
+        let err = |m: String| StateError {
+            path: path.display().to_string(),
+            message: m,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        let conn = Connection::open(&path).map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+            .and_then(|_| {
+                conn.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+                     CREATE TABLE IF NOT EXISTS dedup (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);",
+                )
+            })
+            .map_err(|e| err(e.to_string()))?;
+        Ok(RunState { conn, path })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StateError {
+        StateError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn get(&self, k: &str) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row("SELECT v FROM meta WHERE k = ?1", params![k], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn identity(&self) -> Result<Option<String>, StateError> {
+        self.get("identity")
+    }
+
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, StateError> {
+        match self.get("checkpoint")? {
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| self.err(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forget everything: a fresh run under a new identity.
+    pub fn reset(&mut self, identity: &str) -> Result<(), StateError> {
+        let tx = self.conn.transaction().map_err(|e| StateError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        tx.execute("DELETE FROM meta", [])
+            .and_then(|_| tx.execute("DELETE FROM dedup", []))
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT INTO meta (k, v) VALUES ('identity', ?1)",
+                    params![identity],
+                )
+            })
+            .and_then(|_| tx.commit())
+            .map_err(|e| StateError {
+                path: self.path.display().to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Dedup keys of committed pairs, with the source that first had them.
+    pub fn dedup_keys(&self) -> Result<Vec<([u8; 16], u64)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, seq FROM dedup")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let k: Vec<u8> = r.get(0)?;
+                let seq: i64 = r.get(1)?;
+                Ok((k, seq as u64))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (k, seq) = row.map_err(|e| self.err(e))?;
+            let mut key = [0u8; 16];
+            if k.len() == 16 {
+                key.copy_from_slice(&k);
+                out.push((key, seq));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commit a checkpoint and the dedup keys added since the last one, in
+    /// one transaction.
+    pub fn commit(
+        &mut self,
+        cp: &Checkpoint,
+        new_keys: &[([u8; 16], u64)],
+    ) -> Result<(), StateError> {
+        let text = serde_json::to_string(cp).map_err(|e| self.err(e))?;
+        let path = self.path.display().to_string();
+        let err = |e: rusqlite::Error| StateError {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut ins = tx
+                .prepare_cached("INSERT OR IGNORE INTO dedup (key, seq) VALUES (?1, ?2)")
+                .map_err(err)?;
+            for (k, seq) in new_keys {
+                ins.execute(params![&k[..], *seq as i64]).map_err(err)?;
+            }
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (k, v) VALUES ('checkpoint', ?1)",
+            params![text],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+}
