@@ -571,6 +571,23 @@ impl PipelineConfig {
                 }
             }
         }
+        if self.budget.max_cost.is_some() {
+            let mut models: Vec<&str> = Vec::new();
+            if let GeneratorConfig::Llm(l) = &self.generator {
+                models.push(&l.endpoint.model);
+            }
+            if let EmbedderConfig::Http { endpoint } = &self.embedder {
+                models.push(&endpoint.model);
+            }
+            if let Some(m) = models
+                .iter()
+                .find(|m| !self.budget.prices.contains_key(**m))
+            {
+                return Err(UsageError::new(format!(
+                    "budget.max_cost needs a price for model `{m}` (budget.prices or --price)"
+                )));
+            }
+        }
         if let GeneratorConfig::Llm(llm) = &self.generator {
             check_endpoint("generator", &llm.endpoint)?;
             if llm.n == 0 {

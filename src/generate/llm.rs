@@ -299,3 +299,68 @@ impl Generator for LlmGenerator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn example() -> SourceExample {
+        let mut fields = BTreeMap::new();
+        fields.insert("text".to_string(), "Who wrote Hamlet?".to_string());
+        fields.insert("label".to_string(), "Shakespeare".to_string());
+        SourceExample {
+            seq: 0,
+            source_id: "q".into(),
+            fields,
+            passthrough: Vec::new(),
+            given: None,
+            origin: crate::record::RowOrigin {
+                file: Arc::from("f"),
+                line: 1,
+            },
+        }
+    }
+
+    fn set(user: &str) -> PromptSet {
+        let task = crate::tasks::preset("question").unwrap();
+        PromptSet {
+            system: "s".into(),
+            user: user.into(),
+            schema: task.reply_schema(),
+            sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn templates_render_the_example() {
+        let task = crate::tasks::preset("question").unwrap();
+        let set = PromptSet::load(task, None).unwrap();
+        let m = set.render(task, &example(), None).unwrap();
+        let user = m[1]["content"].as_str().unwrap();
+        assert!(
+            user.contains("Question: Who wrote Hamlet?\nAnswer: Shakespeare"),
+            "{user}"
+        );
+        assert_eq!(set.sha256.len(), 64);
+    }
+
+    #[test]
+    fn templates_cannot_read_files_or_the_environment() {
+        let task = crate::tasks::preset("question").unwrap();
+        // SAFETY: single-threaded test setting a variable only it reads.
+        unsafe { std::env::set_var("FOIL_TEMPLATE_CANARY", "sk-canary") };
+        assert!(
+            set("{% include '/etc/passwd' %}")
+                .render(task, &example(), None)
+                .is_err()
+        );
+        for probe in ["{{ env }}", "{{ environ }}", "{{ FOIL_TEMPLATE_CANARY }}"] {
+            let out = set(probe).render(task, &example(), None).unwrap();
+            assert!(
+                !out[1]["content"].as_str().unwrap().contains("sk-canary"),
+                "{probe}"
+            );
+        }
+    }
+}
