@@ -73,9 +73,6 @@ pub struct GenerateArgs {
     /// Pairs mode: the column holding the edit type.
     #[arg(long, help_heading = "Input mapping")]
     pub edit_type_field: Option<String>,
-    /// Read at most this many examples.
-    #[arg(long, help_heading = "Input mapping")]
-    pub limit: Option<u64>,
     /// Fail the run after more than this many bad rows (they are quarantined).
     #[arg(long, default_value_t = 10, help_heading = "Input mapping")]
     pub max_bad_rows: u64,
@@ -213,6 +210,9 @@ pub struct RunControl {
     /// Commit shards and a checkpoint at least every this many sources.
     #[arg(long)]
     pub checkpoint_every: Option<u64>,
+    /// Read at most this many examples.
+    #[arg(long = "limit", id = "run_limit")]
+    pub limit: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +222,16 @@ pub struct RunArgs {
     /// Output folder (overrides the file's `out`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Use this OpenAI-compatible endpoint (base URL ending in /v1) for
+    /// generation, whatever generator the file names.
+    #[arg(long, requires = "model")]
+    pub llm_url: Option<String>,
+    /// Model name for --llm-url.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Environment variable holding the key for --llm-url.
+    #[arg(long)]
+    pub api_key_env: Option<String>,
     #[command(flatten)]
     pub control: RunControl,
     /// Print a machine-readable summary on stdout.

@@ -166,7 +166,7 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
             edit_type: args.edit_type_field.clone(),
             max_bad_rows: args.max_bad_rows,
             max_field_bytes: args.max_field_bytes,
-            limit: args.limit,
+            limit: None,
         },
         generator,
         embedder,

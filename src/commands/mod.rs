@@ -62,6 +62,9 @@ impl crate::cli::RunControl {
         if let Some(n) = self.checkpoint_every {
             config.sink.checkpoint_every = n;
         }
+        if let Some(l) = self.limit {
+            config.source.limit = Some(l);
+        }
     }
 }
 

@@ -4,10 +4,27 @@ use std::process::ExitCode;
 
 use crate::UsageError;
 use crate::cli::RunArgs;
-use crate::config::PipelineConfig;
+use crate::config::{EndpointConfig, GeneratorConfig, LlmGeneratorConfig, PipelineConfig};
 
 pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut config = PipelineConfig::from_file(&args.pipeline)?;
+    if let (Some(url), Some(model)) = (&args.llm_url, &args.model) {
+        // Keep the file's LLM settings (n, temperature, limits) when it has
+        // them; otherwise the defaults of `foil generate --llm-url`.
+        let mut llm = match &config.generator {
+            GeneratorConfig::Llm(l) => l.clone(),
+            GeneratorConfig::Rules { .. } => {
+                LlmGeneratorConfig::with_endpoint(EndpointConfig::new(url, model))
+            }
+        };
+        llm.endpoint.url = url.clone();
+        llm.endpoint.model = model.clone();
+        if let Some(env) = &args.api_key_env {
+            llm.endpoint.api_key_env = env.clone();
+        }
+        config.generator = GeneratorConfig::Llm(llm);
+        config.validate()?;
+    }
     args.control.apply(&mut config);
     let out = args
         .out

@@ -325,6 +325,23 @@ fn default_bad_reply_retries() -> u32 {
     1
 }
 
+impl LlmGeneratorConfig {
+    /// The defaults a pipeline file gets for an `llm` generator.
+    pub fn with_endpoint(endpoint: EndpointConfig) -> Self {
+        LlmGeneratorConfig {
+            endpoint,
+            n: default_n(),
+            temperature: default_temperature(),
+            top_p: None,
+            seed: None,
+            max_tokens: default_max_tokens(),
+            prompts_dir: None,
+            bad_reply_retries: default_bad_reply_retries(),
+            reseed_bad_replies: false,
+        }
+    }
+}
+
 fn default_n() -> u32 {
     2
 }

@@ -9,6 +9,7 @@ mod cli;
 mod determinism;
 mod embed;
 mod llm;
+mod local_llm;
 mod pairs;
 mod pipelines;
 mod reliability;
