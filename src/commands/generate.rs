@@ -141,10 +141,13 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
         },
     };
     let d = task.filters;
-    let mut filters = vec![FilterConfig::EditDistance {
-        max_word_edits: args.max_word_edits.unwrap_or(d.max_word_edits),
-        max_edit_ratio: args.max_edit_ratio.unwrap_or(d.max_edit_ratio),
-    }];
+    let mut filters = vec![
+        FilterConfig::LabelChange,
+        FilterConfig::EditDistance {
+            max_word_edits: args.max_word_edits.unwrap_or(d.max_word_edits),
+            max_edit_ratio: args.max_edit_ratio.unwrap_or(d.max_edit_ratio),
+        },
+    ];
     if !args.no_similarity {
         filters.push(FilterConfig::Similarity {
             min: args.sim_min.unwrap_or(d.similarity_min),

@@ -67,6 +67,15 @@ pub fn totals(m: &Manifest) -> String {
         ));
     }
     line.push('\n');
+    if !m.counts.accepted_by_edit_type.is_empty() {
+        let types: Vec<String> = m
+            .counts
+            .accepted_by_edit_type
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        line.push_str(&format!("  edit types: {}\n", types.join(", ")));
+    }
     line
 }
 

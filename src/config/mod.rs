@@ -403,6 +403,8 @@ impl Default for EmbedderConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FilterConfig {
+    /// A `flip` edit must not keep its label (normalised comparison).
+    LabelChange,
     /// Word-level Levenshtein distance between original and edit. No-ops
     /// (identical after normalisation) are always rejected.
     EditDistance {
@@ -417,6 +419,7 @@ pub enum FilterConfig {
 impl FilterConfig {
     pub fn stage_name(&self) -> &'static str {
         match self {
+            FilterConfig::LabelChange => "label_change",
             FilterConfig::EditDistance { .. } => "edit_distance",
             FilterConfig::Similarity { .. } => "similarity",
         }
@@ -425,6 +428,7 @@ impl FilterConfig {
     /// The task's default filters, cheapest first.
     pub fn defaults_for(task: &TaskPreset) -> Vec<FilterConfig> {
         vec![
+            FilterConfig::LabelChange,
             FilterConfig::EditDistance {
                 max_word_edits: task.filters.max_word_edits,
                 max_edit_ratio: task.filters.max_edit_ratio,
@@ -567,6 +571,7 @@ impl PipelineConfig {
         }
         for f in self.resolved_filters()? {
             match f {
+                FilterConfig::LabelChange => {}
                 FilterConfig::EditDistance {
                     max_edit_ratio,
                     max_word_edits,
@@ -710,7 +715,7 @@ mod tests {
         let cfg = parse("task = \"question\"\n[source]\npath = \"q.csv\"\n").unwrap();
         assert!(matches!(cfg.generator, GeneratorConfig::Rules { .. }));
         assert!(matches!(cfg.embedder, EmbedderConfig::Local { .. }));
-        assert_eq!(cfg.resolved_filters().unwrap().len(), 2);
+        assert_eq!(cfg.resolved_filters().unwrap().len(), 3);
         assert!(cfg.needs_embedder());
     }
 

@@ -4,6 +4,7 @@
 //! written to the rejects shards) and later filters skip it.
 
 pub mod edit_distance;
+pub mod label_change;
 pub mod similarity;
 
 use futures::future::BoxFuture;
@@ -11,6 +12,7 @@ use futures::future::BoxFuture;
 use crate::record::SourceBatch;
 
 pub use edit_distance::EditDistance;
+pub use label_change::LabelChange;
 pub use similarity::SimilarityBand;
 
 /// A map stage over one source's candidates.

@@ -37,7 +37,7 @@ use crate::dedup::ExactDedup;
 use crate::embed::http::HttpEmbedder;
 use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir};
 use crate::embed::{CachedEmbedder, Embedder};
-use crate::filter::{EditDistance, Filter, SimilarityBand};
+use crate::filter::{EditDistance, Filter, LabelChange, SimilarityBand};
 use crate::generate::given::GivenEdits;
 use crate::generate::llm::{BUDGET_EXHAUSTED, LlmGenerator, PromptSet};
 use crate::generate::rules::RulesGenerator;
@@ -247,6 +247,7 @@ impl Pipeline {
             .iter()
             .map(|f| -> Arc<dyn Filter> {
                 match f {
+                    FilterConfig::LabelChange => Arc::new(LabelChange),
                     FilterConfig::EditDistance {
                         max_word_edits,
                         max_edit_ratio,

@@ -62,6 +62,9 @@ pub struct Counts {
     pub accepted: u64,
     pub rejected: u64,
     pub dead_letters: u64,
+    /// Accepted pairs per edit type (the balance across the taxonomy).
+    #[serde(default)]
+    pub accepted_by_edit_type: BTreeMap<String, u64>,
 }
 
 /// What one stage's endpoint cost.

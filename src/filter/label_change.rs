@@ -1,0 +1,85 @@
+//! The label-change check: a `flip` edit whose new label (or answer) is
+//! the original one after normalisation did not flip anything — MEQ's rule
+//! that the new answer must differ. Edits with an unknown new label pass:
+//! verification decides those.
+
+use futures::future::BoxFuture;
+
+use super::Filter;
+use crate::record::{Relation, SourceBatch};
+use crate::text::normalize;
+
+pub struct LabelChange;
+
+impl Filter for LabelChange {
+    fn stage(&self) -> &'static str {
+        "label_change"
+    }
+
+    fn apply<'a>(&'a self, batch: &'a mut SourceBatch) -> BoxFuture<'a, Result<(), String>> {
+        for c in batch.candidates.iter_mut().filter(|c| !c.is_rejected()) {
+            if c.relation != Relation::Flip {
+                continue;
+            }
+            if let (Some(a), Some(b)) = (&c.original_label, &c.edited_label)
+                && normalize(a) == normalize(b)
+            {
+                let detail = format!("new label `{b}` is the original `{a}`");
+                c.reject("label_change", "label_unchanged", detail);
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Candidate, RowOrigin, SourceExample};
+    use std::sync::Arc;
+
+    #[test]
+    fn same_answer_after_normalisation_is_rejected() {
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert("text".into(), "Who wrote Hamlet?".into());
+        fields.insert("label".into(), "William Shakespeare".into());
+        let ex = SourceExample {
+            seq: 0,
+            source_id: "s".into(),
+            fields,
+            passthrough: vec![],
+            given: None,
+            origin: RowOrigin {
+                file: Arc::from("f"),
+                line: 1,
+            },
+        };
+        let mk = |edited: &str, label: Option<&str>| {
+            let mut c = Candidate::new(
+                &ex,
+                "text",
+                edited.into(),
+                Relation::Flip,
+                "entity",
+                "llm:m",
+            );
+            c.edited_label = label.map(str::to_string);
+            c
+        };
+        let mut batch = SourceBatch {
+            example: Arc::new(ex.clone()),
+            candidates: vec![
+                mk("Who wrote Macbeth?", Some("william shakespeare.")),
+                mk("Who wrote Ulysses?", Some("James Joyce")),
+                mk("Who wrote Emma?", None),
+            ],
+        };
+        futures::executor::block_on(LabelChange.apply(&mut batch)).unwrap();
+        let reasons: Vec<Option<&str>> = batch
+            .candidates
+            .iter()
+            .map(|c| c.rejection.as_ref().map(|r| r.reason.as_str()))
+            .collect();
+        assert_eq!(reasons, vec![Some("label_unchanged"), None, None]);
+    }
+}
