@@ -839,6 +839,11 @@ impl SinkStage {
                 }
             } else {
                 self.counts.accepted += 1;
+                *self
+                    .counts
+                    .accepted_by_edit_type
+                    .entry(c.edit_type.clone())
+                    .or_default() += 1;
                 self.accepted
                     .push(c, self.task.name, &example, self.task.edit_field);
             }

@@ -311,3 +311,33 @@ fn bad_usage_exits_2() {
         .code(2);
     assert!(stderr(&run).contains("missing.csv"));
 }
+
+#[test]
+fn the_manifest_counts_accepted_pairs_per_edit_type() {
+    let out = tempfile::tempdir().unwrap();
+    foil()
+        .args([
+            "generate",
+            sample("texts.jsonl").to_str().unwrap(),
+            "--task",
+            "text",
+            "--id-field",
+            "id",
+            "--quiet",
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .success();
+    let m = manifest(out.path());
+    let mut expected = std::collections::BTreeMap::new();
+    for r in read_rows(out.path(), "shards") {
+        *expected
+            .entry(r["edit_type"].as_str().unwrap().to_string())
+            .or_insert(0u64) += 1;
+    }
+    let got: std::collections::BTreeMap<String, u64> =
+        serde_json::from_value(m["counts"]["accepted_by_edit_type"].clone()).unwrap();
+    assert!(got.len() >= 3, "several rules operations apply: {got:?}");
+    assert_eq!(got, expected);
+}
