@@ -170,6 +170,13 @@ pub struct GenerateArgs {
     /// Further attempts after a reply that is not JSON or breaks the schema.
     #[arg(long, default_value_t = 1, help_heading = "LLM generator")]
     pub bad_reply_retries: u32,
+    /// Edit-type quotas: ask for --per-type candidates of each of these types
+    /// (comma separated, from the task's taxonomy) instead of --n of any type.
+    #[arg(long, value_delimiter = ',', help_heading = "LLM generator")]
+    pub types: Vec<String>,
+    /// Candidates per edit type with --types.
+    #[arg(long, default_value_t = 1, help_heading = "LLM generator")]
+    pub per_type: u32,
     /// Retry bad replies with another seed rather than the same request.
     #[arg(long, help_heading = "LLM generator")]
     pub reseed_bad_replies: bool,

@@ -82,7 +82,7 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
         _ => None,
     };
     let generator = match (&args.llm_url, &args.model) {
-        (Some(url), Some(model)) => GeneratorConfig::Llm(LlmGeneratorConfig {
+        (Some(url), Some(model)) => GeneratorConfig::Llm(Box::new(LlmGeneratorConfig {
             endpoint: EndpointConfig {
                 requests_per_minute: args.rpm,
                 tokens_per_minute: args.tpm,
@@ -91,13 +91,15 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
             },
             bad_reply_retries: args.bad_reply_retries,
             reseed_bad_replies: args.reseed_bad_replies,
+            types: args.types.clone(),
+            per_type: args.per_type,
             n: args.n,
             temperature: args.temperature,
             top_p: None,
             seed: args.seed,
             max_tokens: args.max_completion_tokens,
             prompts_dir: args.prompts_dir.clone(),
-        }),
+        })),
         _ => {
             let ops = if args.ops.is_empty() {
                 RuleOp::ALL.to_vec()

@@ -12,7 +12,7 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         // Keep the file's LLM settings (n, temperature, limits) when it has
         // them; otherwise the defaults of `foil generate --llm-url`.
         let mut llm = match &config.generator {
-            GeneratorConfig::Llm(l) => l.clone(),
+            GeneratorConfig::Llm(l) => (**l).clone(),
             GeneratorConfig::Rules { .. } => {
                 LlmGeneratorConfig::with_endpoint(EndpointConfig::new(url, model))
             }
@@ -22,7 +22,7 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         if let Some(env) = &args.api_key_env {
             llm.endpoint.api_key_env = env.clone();
         }
-        config.generator = GeneratorConfig::Llm(llm);
+        config.generator = GeneratorConfig::Llm(Box::new(llm));
         config.validate()?;
     }
     args.control.apply(&mut config);

@@ -201,7 +201,7 @@ pub enum GeneratorConfig {
         max_per_op: usize,
     },
     /// Any OpenAI-compatible chat completions endpoint.
-    Llm(LlmGeneratorConfig),
+    Llm(Box<LlmGeneratorConfig>),
 }
 
 fn all_ops() -> Vec<RuleOp> {
@@ -319,6 +319,17 @@ pub struct LlmGeneratorConfig {
     /// of the same request.
     #[serde(default)]
     pub reseed_bad_replies: bool,
+    /// Edit-type quotas: ask for `per_type` candidates of each of these
+    /// types (from the task's taxonomy) instead of `n` of any type, so the
+    /// output is balanced. A reply of another type is a bad reply.
+    #[serde(default)]
+    pub types: Vec<String>,
+    #[serde(default = "default_per_type")]
+    pub per_type: u32,
+}
+
+fn default_per_type() -> u32 {
+    1
 }
 
 fn default_bad_reply_retries() -> u32 {
@@ -338,6 +349,8 @@ impl LlmGeneratorConfig {
             prompts_dir: None,
             bad_reply_retries: default_bad_reply_retries(),
             reseed_bad_replies: false,
+            types: Vec::new(),
+            per_type: default_per_type(),
         }
     }
 }
@@ -612,8 +625,21 @@ impl PipelineConfig {
         }
         if let GeneratorConfig::Llm(llm) = &self.generator {
             check_endpoint("generator", &llm.endpoint)?;
-            if llm.n == 0 {
-                return Err(UsageError::new("generator.n must be at least 1"));
+            if llm.n == 0 || llm.per_type == 0 {
+                return Err(UsageError::new(
+                    "generator.n and generator.per_type must be at least 1",
+                ));
+            }
+            if let Some(t) = llm
+                .types
+                .iter()
+                .find(|t| !task.edit_types.contains(&t.as_str()))
+            {
+                return Err(UsageError::new(format!(
+                    "generator.types: `{t}` is not an edit type of task `{}`; its types are: {}",
+                    task.name,
+                    task.edit_types.join(", ")
+                )));
             }
         }
         if let EmbedderConfig::Http { endpoint } = &self.embedder {

@@ -168,6 +168,7 @@ impl LlmGenerator {
         example: &SourceExample,
         messages: &[Value],
         seed: u64,
+        wanted: Option<&str>,
         out: &mut Generated,
     ) -> Result<Option<Candidate>, GenerateFailure> {
         let mut use_schema = !self.schema_refused.load(Ordering::Relaxed);
@@ -206,7 +207,15 @@ impl LlmGenerator {
                 out.prompt_tokens += reply.prompt_tokens;
                 out.completion_tokens += reply.completion_tokens;
             }
-            match self.candidate_from_reply(example, &reply.content, seed_now) {
+            let parsed = self
+                .candidate_from_reply(example, &reply.content, seed_now)
+                .and_then(|c| match wanted {
+                    Some(w) if c.edit_type != w => {
+                        Err(format!("asked for edit type `{w}`, got `{}`", c.edit_type))
+                    }
+                    _ => Ok(c),
+                });
+            match parsed {
                 Ok(c) => return Ok(Some(c)),
                 Err(why) => {
                     out.invalid_replies += 1;
@@ -270,28 +279,42 @@ impl Generator for LlmGenerator {
     fn generate(&self, example: Arc<SourceExample>) -> BoxFuture<'_, Generated> {
         Box::pin(async move {
             let mut out = Generated::default();
-            let messages = match self.prompts.render(self.task, &example, None) {
-                Ok(m) => m,
-                Err(e) => {
-                    out.failure = Some(GenerateFailure {
-                        reason: "prompt_render_failed".to_string(),
-                        error: e.to_string(),
-                        attempts: 0,
-                    });
-                    return out;
-                }
+            // Without quotas: `n` requests of any type. With quotas:
+            // `per_type` requests for each listed type, the type named in
+            // the prompt and required of the reply.
+            let plan: Vec<(Option<&str>, u32)> = if self.config.types.is_empty() {
+                vec![(None, self.config.n)]
+            } else {
+                self.config
+                    .types
+                    .iter()
+                    .map(|t| (Some(t.as_str()), self.config.per_type))
+                    .collect()
             };
             let base_seed = self.config.seed.unwrap_or(0);
-            for i in 0..u64::from(self.config.n) {
-                match self
-                    .request(&example, &messages, base_seed + i, &mut out)
-                    .await
-                {
-                    Ok(Some(c)) => out.candidates.push(c),
-                    Ok(None) => {}
-                    Err(f) => {
-                        out.failure = Some(f);
-                        break;
+            'plan: for (wanted, count) in plan {
+                let messages = match self.prompts.render(self.task, &example, wanted) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        out.failure = Some(GenerateFailure {
+                            reason: "prompt_render_failed".to_string(),
+                            error: e.to_string(),
+                            attempts: 0,
+                        });
+                        return out;
+                    }
+                };
+                for i in 0..u64::from(count) {
+                    match self
+                        .request(&example, &messages, base_seed + i, wanted, &mut out)
+                        .await
+                    {
+                        Ok(Some(c)) => out.candidates.push(c),
+                        Ok(None) => {}
+                        Err(f) => {
+                            out.failure = Some(f);
+                            break 'plan;
+                        }
                     }
                 }
             }

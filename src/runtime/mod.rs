@@ -233,7 +233,7 @@ impl Pipeline {
                     prompts.insert(task.name.to_string(), set.sha256.clone());
                     let client = Arc::new(OpenAiClient::new(&llm.endpoint, shared.clone())?);
                     clients.push(("generate".to_string(), client.clone()));
-                    Arc::new(LlmGenerator::new(task, llm.clone(), client, set))
+                    Arc::new(LlmGenerator::new(task, (**llm).clone(), client, set))
                 }
             }
         };

@@ -258,3 +258,111 @@ fn an_endpoint_that_keeps_failing_dead_letters_the_source_and_the_run_goes_on() 
     assert_funnel_adds_up(&m);
     assert!(m["counts"]["accepted"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn edit_type_quotas_ask_for_each_type_and_balance_the_output() {
+    // Answers with the type the prompt asks for, except that it answers
+    // "negation" requests for the Hamlet question with "entity" once.
+    let fooled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fake = FakeOpenAi::start(
+        Arc::new(move |body| {
+            let user = user_message(body);
+            let q = line_value(&user, "Question").unwrap_or_default();
+            let wanted = user
+                .split("Use the edit type \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("none")
+                .to_string();
+            let variant = body["seed"].as_u64().unwrap_or(0);
+            let edit_type = if q.contains("Hamlet")
+                && wanted == "negation"
+                && variant == 0
+                && !fooled.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                "entity".to_string()
+            } else {
+                wanted.clone()
+            };
+            let edited = format!("{} ({wanted} {variant})?", q.trim_end_matches('?'));
+            Reply::chat(
+                &json!({"edited": edited, "new_answer": "x", "edit_type": edit_type}).to_string(),
+            )
+        }),
+        Duration::ZERO,
+    );
+    let out = tempfile::tempdir().unwrap();
+    foil()
+        .args([
+            "generate",
+            sample("questions.csv").to_str().unwrap(),
+            "--task",
+            "question",
+            "--id-field",
+            "id",
+        ])
+        .args([
+            "--llm-url",
+            &fake.base_url(),
+            "--model",
+            "m",
+            "--types",
+            "entity,negation",
+            "--per-type",
+            "2",
+        ])
+        .args([
+            "--limit",
+            "5",
+            "--no-similarity",
+            "--max-word-edits",
+            "9",
+            "--max-edit-ratio",
+            "3",
+            "--quiet",
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .success();
+    let asked: Vec<String> = fake
+        .recorded()
+        .iter()
+        .map(|r| user_message(&r.body))
+        .filter(|u| u.contains("Use the edit type"))
+        .collect();
+    // 5 sources x 2 types x 2, plus one ask-again for the wrong type.
+    assert_eq!(asked.len(), 21);
+    let m = manifest(out.path());
+    assert_eq!(
+        m["counts"]["accepted_by_edit_type"],
+        json!({"entity": 10, "negation": 10})
+    );
+    assert_eq!(
+        m["usage"]["invalid_replies"], 1,
+        "a reply of another type is a bad reply"
+    );
+    // A type outside the taxonomy is a usage error.
+    foil()
+        .args([
+            "generate",
+            sample("questions.csv").to_str().unwrap(),
+            "--task",
+            "question",
+        ])
+        .args([
+            "--llm-url",
+            &fake.base_url(),
+            "--model",
+            "m",
+            "--types",
+            "vibes",
+            "--out",
+            "x",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "`vibes` is not an edit type of task `question`",
+        ));
+}

@@ -12,5 +12,6 @@ mod llm;
 mod local_llm;
 mod pairs;
 mod pipelines;
+mod prompts;
 mod reliability;
 mod sources;
