@@ -423,28 +423,8 @@ impl Pipeline {
                 let item = match item {
                     SourceItem::Example(ex) => Item::Example(Arc::new(ex)),
                     SourceItem::Bad(bad) => {
-                        tracing::warn!(
-                            "quarantined {}:{}{}: {}",
-                            bad.file,
-                            bad.line,
-                            bad.field
-                                .as_deref()
-                                .map(|f| format!(" field `{f}`"))
-                                .unwrap_or_default(),
-                            bad.reason
-                        );
-                        first_bad.get_or_insert_with(|| {
-                            format!(
-                                "{}:{}{}: {}",
-                                bad.file,
-                                bad.line,
-                                bad.field
-                                    .as_deref()
-                                    .map(|f| format!(" field `{f}`"))
-                                    .unwrap_or_default(),
-                                bad.reason
-                            )
-                        });
+                        tracing::warn!("quarantined {bad}");
+                        first_bad.get_or_insert_with(|| bad.to_string());
                         bad_so_far += 1;
                         if bad_so_far > max_bad {
                             // The row itself still reaches quarantine.

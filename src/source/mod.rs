@@ -36,6 +36,17 @@ pub struct BadRow {
     pub code: &'static str,
 }
 
+impl std::fmt::Display for BadRow {
+    /// `file:line field `name`: reason`, the form every message uses.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)?;
+        if let Some(field) = &self.field {
+            write!(f, " field `{field}`")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
 #[derive(Debug)]
 pub enum SourceItem {
     Example(SourceExample),
