@@ -196,6 +196,20 @@ impl OpenAiClient {
         }
     }
 
+    fn redact_value(&self, v: Value) -> Value {
+        match &self.key {
+            Some(ApiKey(k)) if k.len() >= 4 => {
+                let text = v.to_string();
+                if text.contains(k.as_str()) {
+                    serde_json::from_str(&text.replace(k.as_str(), "<redacted>")).unwrap_or(v)
+                } else {
+                    v
+                }
+            }
+            _ => v,
+        }
+    }
+
     fn endpoint_url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path)
     }
@@ -299,6 +313,9 @@ impl OpenAiClient {
             };
             match outcome {
                 Ok(v) => {
+                    // A server that echoes the key must not put it in the
+                    // cache or the output.
+                    let v = self.redact_value(v);
                     let (p, c) = usage(&v);
                     self.limiter.correct_tokens(estimate, p + c);
                     self.stats.prompt_tokens.fetch_add(p, Ordering::Relaxed);
