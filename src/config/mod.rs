@@ -770,4 +770,17 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("min <= max"), "{err}");
     }
+
+    #[test]
+    fn a_cost_budget_needs_a_price_for_the_model() {
+        let base = "task = \"question\"\n[source]\npath = \"q.csv\"\n\
+                    [generator]\nkind = \"llm\"\nurl = \"http://127.0.0.1:1/v1\"\nmodel = \"m\"\n\
+                    [budget]\nmax_cost = 1.0\n";
+        let err = parse(base).unwrap_err();
+        assert!(err.contains("needs a price for model `m`"), "{err}");
+        let priced = format!(
+            "{base}[budget.prices.m]\nprompt_per_million = 1.0\ncompletion_per_million = 2.0\n"
+        );
+        assert!(parse(&priced).is_ok());
+    }
 }

@@ -36,7 +36,10 @@ impl ExactDedup {
         std::mem::take(&mut self.new)
     }
 
-    fn key(batch: &SourceBatch, edited_field: &str, edited: &str) -> [u8; 16] {
+    /// The hash state of a batch's unedited context (an NLI premise, a QA
+    /// context): the part of every candidate's key its source decides,
+    /// computed once per source.
+    fn context(batch: &SourceBatch, edited_field: &str) -> Sha256 {
         let mut h = Sha256::new();
         for (name, value) in &batch.example.fields {
             if name != edited_field && name != "label" {
@@ -46,6 +49,11 @@ impl ExactDedup {
                 h.update([0x1e]);
             }
         }
+        h
+    }
+
+    fn key(context: &Sha256, edited_field: &str, edited: &str) -> [u8; 16] {
+        let mut h = context.clone();
         h.update(edited_field.as_bytes());
         h.update([0x1f]);
         h.update(normalize(edited).as_bytes());
@@ -58,11 +66,21 @@ impl ExactDedup {
     /// Reject live candidates whose edit was already accepted.
     pub fn apply(&mut self, batch: &mut SourceBatch) {
         let seq = batch.example.seq;
-        let keys: Vec<Option<[u8; 16]>> = batch
-            .candidates
-            .iter()
-            .map(|c| (!c.is_rejected()).then(|| Self::key(batch, &c.edited_field, &c.edited)))
-            .collect();
+        // Every candidate of a task edits the same field; keep the context
+        // state of the last field seen.
+        let mut context: Option<(&str, Sha256)> = None;
+        let mut keys: Vec<Option<[u8; 16]>> = Vec::with_capacity(batch.candidates.len());
+        for c in &batch.candidates {
+            if c.is_rejected() {
+                keys.push(None);
+                continue;
+            }
+            if context.as_ref().is_none_or(|(f, _)| *f != c.edited_field) {
+                context = Some((&c.edited_field, Self::context(batch, &c.edited_field)));
+            }
+            let (_, state) = context.as_ref().expect("set above");
+            keys.push(Some(Self::key(state, &c.edited_field, &c.edited)));
+        }
         for (c, key) in batch.candidates.iter_mut().zip(keys) {
             let Some(key) = key else { continue };
             match self.seen.get(&key) {

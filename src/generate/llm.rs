@@ -21,11 +21,12 @@ use crate::record::{Candidate, Relation, SourceExample};
 use crate::tasks::TaskPreset;
 use crate::text::sha256_hex;
 
-/// The templates a run uses, loaded once.
+/// The templates a run uses, parsed once.
 #[derive(Debug, Clone)]
 pub struct PromptSet {
-    pub system: String,
-    pub user: String,
+    /// `system` and `user`, compiled. No loader: templates cannot include
+    /// files, and nothing exposes the process environment.
+    env: Environment<'static>,
     pub schema: Value,
     /// sha256 over system template, user template and schema: changes
     /// whenever any of them does.
@@ -55,28 +56,25 @@ impl PromptSet {
                 task.prompts.schema.to_string(),
             ),
         };
-        let schema: Value = serde_json::from_str(&schema_text)
-            .map_err(|e| format!("{} schema.json: {e}", task.name))?;
-        let sha256 = sha256_hex(format!("{system}\u{1f}{user}\u{1f}{schema_text}").as_bytes());
-        let set = PromptSet {
-            system,
-            user,
-            schema,
-            sha256,
-        };
-        // Fail at start, not on the first example, when a template is broken.
-        set.environment()
-            .map_err(|e| format!("{} prompt templates: {e}", task.name))?;
-        Ok(set)
+        Self::from_parts(system, user, &schema_text)
+            .map_err(|e| format!("{} prompt templates: {e}", task.name))
     }
 
-    /// A template environment with no loader: templates cannot include
-    /// files, and nothing exposes the process environment.
-    fn environment(&self) -> Result<Environment<'static>, minijinja::Error> {
+    /// Compile templates and schema; a broken template fails here, at
+    /// start, not on the first example.
+    pub fn from_parts(system: String, user: String, schema_text: &str) -> Result<Self, String> {
+        let schema: Value =
+            serde_json::from_str(schema_text).map_err(|e| format!("schema.json: {e}"))?;
+        let sha256 = sha256_hex(format!("{system}\u{1f}{user}\u{1f}{schema_text}").as_bytes());
         let mut env = Environment::new();
-        env.add_template_owned("system", self.system.clone())?;
-        env.add_template_owned("user", self.user.clone())?;
-        Ok(env)
+        env.add_template_owned("system", system)
+            .and_then(|_| env.add_template_owned("user", user))
+            .map_err(|e| e.to_string())?;
+        Ok(PromptSet {
+            env,
+            schema,
+            sha256,
+        })
     }
 
     /// The chat messages for one example.
@@ -86,7 +84,7 @@ impl PromptSet {
         example: &SourceExample,
         edit_type: Option<&str>,
     ) -> Result<Vec<Value>, minijinja::Error> {
-        let env = self.environment()?;
+        let env = &self.env;
         let ctx = minijinja::context! {
             task => task.name,
             text => example.field(task.edit_field).unwrap_or_default(),
@@ -128,10 +126,6 @@ impl LlmGenerator {
             prompts,
             schema_refused: AtomicBool::new(false),
         }
-    }
-
-    pub fn prompt_sha256(&self) -> &str {
-        &self.prompts.sha256
     }
 
     fn body(&self, messages: &[Value], seed: u64, json_schema: bool) -> Value {
@@ -202,11 +196,6 @@ impl LlmGenerator {
                     }
                 }
             };
-            if !reply.cached {
-                out.requests += u64::from(reply.attempts);
-                out.prompt_tokens += reply.prompt_tokens;
-                out.completion_tokens += reply.completion_tokens;
-            }
             let parsed = self
                 .candidate_from_reply(example, &reply.content, seed_now)
                 .and_then(|c| match wanted {
@@ -347,12 +336,7 @@ mod tests {
 
     fn set(user: &str) -> PromptSet {
         let task = crate::tasks::preset("question").unwrap();
-        PromptSet {
-            system: "s".into(),
-            user: user.into(),
-            schema: task.reply_schema(),
-            sha256: String::new(),
-        }
+        PromptSet::from_parts("s".into(), user.into(), task.prompts.schema).unwrap()
     }
 
     #[test]

@@ -21,10 +21,8 @@ pub struct Generated {
     /// endpoint that kept failing): the example goes to the dead letters.
     pub failure: Option<GenerateFailure>,
     /// Replies that were not usable (not JSON, violating the schema).
+    /// Requests and tokens are counted by the endpoint client.
     pub invalid_replies: u64,
-    pub requests: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! stays, and a rerun with a larger budget resumes where this one stopped.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,6 @@ pub struct Budget {
     tokens: AtomicU64,
     /// Cost in millionths, so it fits an atomic.
     cost_micros: AtomicU64,
-    exhausted: AtomicBool,
 }
 
 impl Budget {
@@ -52,14 +51,6 @@ impl Budget {
             config,
             ..Default::default()
         }
-    }
-
-    /// Start from usage already spent (a resumed run).
-    pub fn restore(&self, requests: u64, tokens: u64, cost: f64) {
-        self.requests.store(requests, Ordering::SeqCst);
-        self.tokens.store(tokens, Ordering::SeqCst);
-        self.cost_micros
-            .store((cost * 1e6).round() as u64, Ordering::SeqCst);
     }
 
     /// Claim one request, or say which budget is spent.
@@ -82,10 +73,7 @@ impl Budget {
             }
         };
         match why {
-            Some(w) => {
-                self.exhausted.store(true, Ordering::SeqCst);
-                Err(BudgetExhausted(w))
-            }
+            Some(w) => Err(BudgetExhausted(w)),
             None => Ok(()),
         }
     }
@@ -94,9 +82,7 @@ impl Budget {
     pub fn record(&self, model: &str, prompt_tokens: u64, completion_tokens: u64) {
         self.tokens
             .fetch_add(prompt_tokens + completion_tokens, Ordering::SeqCst);
-        if let Some(p) = self.config.prices.get(model) {
-            let cost = prompt_tokens as f64 * p.prompt_per_million / 1e6
-                + completion_tokens as f64 * p.completion_per_million / 1e6;
+        if let Some(cost) = self.cost_of(model, prompt_tokens, completion_tokens) {
             self.cost_micros
                 .fetch_add((cost * 1e6).round() as u64, Ordering::SeqCst);
         }
@@ -108,14 +94,6 @@ impl Budget {
 
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
-    }
-
-    pub fn tokens(&self) -> u64 {
-        self.tokens.load(Ordering::SeqCst)
-    }
-
-    pub fn is_exhausted(&self) -> bool {
-        self.exhausted.load(Ordering::SeqCst)
     }
 
     /// The estimated cost of some usage of `model`, when its price is known.
@@ -141,7 +119,6 @@ mod tests {
         assert!(b.claim_request().is_ok());
         assert!(b.claim_request().unwrap_err().0.contains("max_requests"));
         assert_eq!(b.requests(), 2);
-        assert!(b.is_exhausted());
     }
 
     #[test]

@@ -103,10 +103,6 @@ impl ResponseCache {
         })
     }
 
-    pub fn mode(&self) -> CacheMode {
-        self.mode
-    }
-
     fn err(&self, e: impl std::fmt::Display) -> CacheError {
         CacheError {
             path: self.path.clone(),

@@ -69,20 +69,6 @@ impl LlmError {
             _ => None,
         }
     }
-
-    /// A short class name for counting retries by cause.
-    pub fn class(&self) -> &'static str {
-        match self {
-            LlmError::Status { status: 429, .. } => "rate_limited",
-            LlmError::Status { status, .. } if *status >= 500 => "server_error",
-            LlmError::Status { .. } => "client_error",
-            LlmError::Transport { message, .. } if message.starts_with("timed out") => "timeout",
-            LlmError::Transport { .. } => "connection",
-            LlmError::Decode { .. } => "bad_reply",
-            LlmError::Budget(_) => "budget",
-            LlmError::Cache(_) => "cache",
-        }
-    }
 }
 
 /// A chat completion's text and token counts.
@@ -107,20 +93,6 @@ pub struct ClientStats {
     pub rate_limited: AtomicU64,
     pub prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
-}
-
-impl ClientStats {
-    pub fn snapshot(&self) -> serde_json::Value {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        json!({
-            "sent": g(&self.sent),
-            "cache_hits": g(&self.cache_hits),
-            "retries": g(&self.retries),
-            "rate_limited": g(&self.rate_limited),
-            "prompt_tokens": g(&self.prompt_tokens),
-            "completion_tokens": g(&self.completion_tokens),
-        })
-    }
 }
 
 /// What every client of one run shares: the response cache and the budget.

@@ -120,8 +120,6 @@ pub struct RunSummary {
     pub out_dir: PathBuf,
     pub manifest: Manifest,
     pub outcome: Outcome,
-    /// True when this invocation continued an earlier one.
-    pub resumed: bool,
 }
 
 /// The unit the stages pass on: a source example with its candidates, or
@@ -327,10 +325,8 @@ impl Pipeline {
                 out_dir,
                 manifest,
                 outcome: Outcome::AlreadyComplete,
-                resumed: false,
             });
         }
-        let resumed = previous.is_some();
         match &previous {
             Some(cp) => {
                 let listed: Vec<String> = cp
@@ -573,7 +569,6 @@ impl Pipeline {
             out_dir,
             manifest,
             outcome,
-            resumed,
         })
     }
 }
@@ -665,16 +660,8 @@ impl SinkStage {
                     true,
                 )
             }),
-            quarantine: JsonlFile::new(
-                out_dir.join(sink::QUARANTINE),
-                cp.counts.quarantined,
-                cp.quarantine_bytes,
-            ),
-            dead_letters: JsonlFile::new(
-                out_dir.join(sink::DEAD_LETTER),
-                cp.counts.dead_letters,
-                cp.dead_letter_bytes,
-            ),
+            quarantine: JsonlFile::new(out_dir.join(sink::QUARANTINE), cp.quarantine_bytes),
+            dead_letters: JsonlFile::new(out_dir.join(sink::DEAD_LETTER), cp.dead_letter_bytes),
             read: restore(&cp.funnel, "read", "rows"),
             generate: restore(&cp.funnel, "generate", "sources"),
             pair_stages,
@@ -870,6 +857,13 @@ impl SinkStage {
         u
     }
 
+    fn rejected_shards(&self) -> Vec<sink::shards::ShardEntry> {
+        self.rejected
+            .as_ref()
+            .map(|r| r.shards.clone())
+            .unwrap_or_default()
+    }
+
     fn funnel(&self, pairs_mode: bool) -> Vec<StageFunnel> {
         let mut f = vec![self.read.clone()];
         if !pairs_mode {
@@ -892,11 +886,7 @@ impl SinkStage {
             next_seq: self.next_seq,
             complete,
             shards: self.accepted.shards.clone(),
-            rejected_shards: self
-                .rejected
-                .as_ref()
-                .map(|r| r.shards.clone())
-                .unwrap_or_default(),
+            rejected_shards: self.rejected_shards(),
             funnel: self.funnel(false),
             counts: self.counts.clone(),
             usage: self.usage(),
@@ -943,11 +933,7 @@ impl SinkStage {
             usage: self.usage(),
             funnel: self.funnel(p.config.source.pairs_mode()),
             shards: self.accepted.shards.clone(),
-            rejected_shards: self
-                .rejected
-                .as_ref()
-                .map(|r| r.shards.clone())
-                .unwrap_or_default(),
+            rejected_shards: self.rejected_shards(),
         }
     }
 }

@@ -108,17 +108,15 @@ pub fn clear_previous_output(dir: &Path) -> std::io::Result<()> {
 pub struct JsonlFile {
     path: PathBuf,
     out: Option<BufWriter<File>>,
-    pub lines: u64,
     pub bytes: u64,
 }
 
 impl JsonlFile {
-    /// A file that already holds `bytes` bytes in `lines` lines (0 for new).
-    pub fn new(path: PathBuf, lines: u64, bytes: u64) -> Self {
+    /// A file that already holds `bytes` bytes (0 for new).
+    pub fn new(path: PathBuf, bytes: u64) -> Self {
         JsonlFile {
             path,
             out: None,
-            lines,
             bytes,
         }
     }
@@ -136,7 +134,6 @@ impl JsonlFile {
         if let Some(out) = &mut self.out {
             out.write_all(&line)?;
         }
-        self.lines += 1;
         self.bytes += line.len() as u64;
         Ok(())
     }

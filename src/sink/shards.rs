@@ -60,7 +60,6 @@ pub struct ShardWriter {
     with_rejection: bool,
     buffer: Vec<Row>,
     pub shards: Vec<ShardEntry>,
-    pub rows_written: usize,
 }
 
 impl ShardWriter {
@@ -80,7 +79,6 @@ impl ShardWriter {
             prefix,
             with_rejection,
             buffer: Vec::new(),
-            rows_written: existing.iter().map(|e| e.rows).sum(),
             shards: existing,
         }
     }
@@ -134,7 +132,6 @@ impl ShardWriter {
             file.sync_all()?;
         }
         fs::rename(&tmp, &path)?;
-        self.rows_written += rows.len();
         self.shards.push(ShardEntry {
             path: format!("{}{name}", self.prefix),
             rows: rows.len(),

@@ -91,6 +91,13 @@ pub fn open(config: &SourceConfig, task: &'static TaskPreset) -> Result<SourceIt
 /// as their JSON text.
 pub(crate) type RawValue = Option<String>;
 
+/// A column the mapping needs, what it is for, and the flag that maps it.
+pub(crate) struct RequiredColumn {
+    column: String,
+    what: String,
+    flag: String,
+}
+
 /// Turns a row of named values into a [`SourceExample`] or a [`BadRow`];
 /// shared by the three readers so mapping rules are the same everywhere.
 pub(crate) struct RowMapper {
@@ -134,25 +141,44 @@ impl RowMapper {
 
     /// Columns the input must have (checked against a header up front for
     /// CSV and Parquet): (column, what it is for).
-    pub(crate) fn required_columns(&self) -> Vec<(String, String)> {
-        let mut cols: Vec<(String, String)> = self
+    pub(crate) fn required_columns(&self) -> Vec<RequiredColumn> {
+        let need = |column: &String, what: String, flag: String| RequiredColumn {
+            column: column.clone(),
+            what,
+            flag,
+        };
+        let mut cols: Vec<RequiredColumn> = self
             .fields
             .iter()
             .filter(|(_, _, req)| *req)
-            .map(|(f, c, _)| (c.clone(), format!("task field `{f}`")))
+            .map(|(f, c, _)| {
+                let flag = if f == self.task.edit_field {
+                    "--text-field COLUMN".to_string()
+                } else if f == "label" {
+                    "--label-field COLUMN".to_string()
+                } else {
+                    format!("--field {f}=COLUMN")
+                };
+                need(c, format!("task field `{f}`"), flag)
+            })
             .collect();
-        if let Some(id) = &self.id_column {
-            cols.push((id.clone(), "the id".to_string()));
-        }
-        if let Some(e) = &self.edited {
-            cols.push((e.clone(), "the edited text (pairs mode)".to_string()));
-        }
-        for (c, what) in [
-            (&self.edited_label, "edited label"),
-            (&self.edit_type, "edit type"),
-        ] {
-            if let Some(c) = c {
-                cols.push((c.clone(), format!("the {what}")));
+        let optional = [
+            (&self.id_column, "the id", "--id-field"),
+            (
+                &self.edited,
+                "the edited text (pairs mode)",
+                "--edited-field",
+            ),
+            (
+                &self.edited_label,
+                "the edited label",
+                "--edited-label-field",
+            ),
+            (&self.edit_type, "the edit type", "--edit-type-field"),
+        ];
+        for (column, what, flag) in optional {
+            if let Some(c) = column {
+                cols.push(need(c, what.to_string(), format!("{flag} COLUMN")));
             }
         }
         cols
@@ -161,14 +187,16 @@ impl RowMapper {
     /// Fail early, naming file and column, when a header lacks a column the
     /// mapping needs.
     pub(crate) fn check_header(&self, header: &[String]) -> Result<(), UsageError> {
-        for (col, what) in self.required_columns() {
-            if !header.contains(&col) {
+        for need in self.required_columns() {
+            if !header.contains(&need.column) {
                 return Err(UsageError::new(format!(
-                    "`{}`: no column `{col}` (needed for {what}); the columns are: {}. \
-                     Map the field with --{}-field or the [source] table",
+                    "`{}`: no column `{}` (needed for {}); the columns are: {}. \
+                     Map it with {} or the [source] table",
                     self.file,
+                    need.column,
+                    need.what,
                     header.join(", "),
-                    what_flag(&what)
+                    need.flag
                 )));
             }
         }
@@ -320,18 +348,6 @@ impl RowMapper {
                 line,
             },
         })
-    }
-}
-
-fn what_flag(what: &str) -> &'static str {
-    if what.contains("`label`") {
-        "label"
-    } else if what.contains("the id") {
-        "id"
-    } else if what.contains("edited text") {
-        "edited"
-    } else {
-        "text"
     }
 }
 

@@ -6,8 +6,6 @@
 //! Presets are data: adding a task is a `prompts/<task>/` folder and one
 //! entry in [`PRESETS`]; the runtime never matches on a task name.
 
-use serde_json::Value;
-
 /// A field of the task's input.
 #[derive(Debug, Clone, Copy)]
 pub struct FieldSpec {
@@ -96,12 +94,6 @@ pub struct TaskPreset {
 impl TaskPreset {
     pub fn field(&self, name: &str) -> Option<&FieldSpec> {
         self.fields.iter().find(|f| f.name == name)
-    }
-
-    /// The reply JSON schema, parsed.
-    pub fn reply_schema(&self) -> Value {
-        // The schema files are part of the binary and checked by a test.
-        serde_json::from_str(self.prompts.schema).unwrap_or(Value::Null)
     }
 }
 
@@ -300,6 +292,7 @@ pub fn names() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn every_preset_has_a_parsable_schema_naming_its_reply_fields() {

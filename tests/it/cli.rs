@@ -188,6 +188,27 @@ fn missing_column_exits_2_naming_file_and_column() {
         err.contains("question, answer"),
         "lists the columns there are: {err}"
     );
+    assert!(
+        err.contains("--text-field COLUMN"),
+        "says how to map it: {err}"
+    );
+    // A field with no flag of its own is mapped with --field.
+    let run = foil()
+        .args([
+            "generate",
+            sample("nli.csv").to_str().unwrap(),
+            "--task",
+            "nli",
+        ])
+        .args(["--field", "premise=sentence1", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(2);
+    let err = stderr(&run);
+    assert!(
+        err.contains("`sentence1`") && err.contains("--field premise=COLUMN"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -294,12 +294,18 @@ fn the_key_appears_nowhere_even_at_trace_level() {
     let key = "sk-live-0123456789-SECRET-canary";
     let fake = FakeOpenAi::start(
         Arc::new(move |body| {
-            // A hostile server echoing the key back in an error.
-            if body.to_string().contains("Hamlet") {
+            // A hostile server echoing the key back, in an error and inside
+            // an otherwise good reply.
+            let text = body.to_string();
+            if text.contains("Hamlet") {
                 Reply::json(
                     400,
                     json!({"error": format!("invalid request for key {key}")}),
                 )
+            } else if text.contains("ocean") {
+                let reply = json!({"edited": "Which ocean is the smallest?", "new_answer": "Arctic",
+                    "edit_type": "comparative", "rationale": format!("as told by {key}")});
+                Reply::chat(&reply.to_string())
             } else {
                 question_editor()(body)
             }
@@ -329,6 +335,12 @@ fn the_key_appears_nowhere_even_at_trace_level() {
         fake.recorded()
             .iter()
             .all(|r| r.headers["authorization"] == format!("Bearer {key}"))
+    );
+    let rows = crate::support::read_rows(&out, "shards");
+    assert!(
+        rows.iter()
+            .any(|r| r["rationale"] == "as told by <redacted>"),
+        "the echoed key was replaced and the reply kept"
     );
     for (what, text) in [
         ("output files", all_output_text(&out)),

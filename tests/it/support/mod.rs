@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use polars::prelude::{AnyValue, DataFrame};
+use polars::prelude::{AnyValue, DataFrame, ParquetReader, SerReader};
 use serde_json::{Value, json};
 
 pub fn repo() -> PathBuf {
@@ -77,7 +77,8 @@ pub fn pair_ids(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Every file under `dir`, as text (lossy), for secret scans.
+/// Every file under `dir`, as text (lossy; Parquet shards as their cells),
+/// for secret scans.
 pub fn all_output_text(dir: &Path) -> String {
     let mut out = String::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -86,6 +87,14 @@ pub fn all_output_text(dir: &Path) -> String {
             let p = e.expect("entry").path();
             if p.is_dir() {
                 stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "parquet") {
+                // Shards are compressed: scan their decoded cells, not bytes.
+                let df = ParquetReader::new(std::fs::File::open(&p).expect("open"))
+                    .finish()
+                    .expect("a readable shard");
+                for row in rows_of(&df) {
+                    out.push_str(&serde_json::to_string(&row).expect("json"));
+                }
             } else {
                 out.push_str(&String::from_utf8_lossy(&std::fs::read(&p).expect("read")));
             }

@@ -1,0 +1,36 @@
+"""Write the inputs docs/BENCHMARKS.md measures, deterministically.
+
+    python3 scripts/make-bench-inputs.py /tmp
+
+big.csv         data/samples/questions.csv repeated 100 times with distinct
+                ids and texts (3,600 rows)
+pairs100k.jsonl 100,000 random 12-word texts, each with one word changed
+                (pairs mode input), seeded
+"""
+import csv
+import json
+import os
+import random
+import sys
+
+out = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
+here = os.path.dirname(os.path.abspath(__file__))
+
+rows = list(csv.reader(open(os.path.join(here, "..", "data", "samples", "questions.csv"))))
+with open(os.path.join(out, "big.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(rows[0])
+    for i in range(100):
+        for r in rows[1:]:
+            w.writerow([f"{r[0]}-{i}", r[1].replace("?", f" in case {i}?"), r[2], r[3]])
+
+random.seed(1)
+words = "the a man woman dog cat runs walks owns likes big small red blue house car tree river city old new".split()
+with open(os.path.join(out, "pairs100k.jsonl"), "w") as f:
+    for i in range(100_000):
+        text = [random.choice(words) for _ in range(12)]
+        edited = list(text)
+        edited[random.randrange(12)] = random.choice(words)
+        f.write(json.dumps({"id": f"p{i}", "text": " ".join(text), "edited": " ".join(edited),
+                            "label": "a", "edited_label": "b"}) + "\n")
+print("wrote", os.path.join(out, "big.csv"), "and", os.path.join(out, "pairs100k.jsonl"))
