@@ -27,7 +27,7 @@ pub enum Command {
     /// One-off run: a file in, a contrast set out, flags only.
     Generate(Box<GenerateArgs>),
     /// Run a pipeline file (the scheduled-job form of `generate`).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Parse and check a pipeline file without running it.
     Validate(ValidateArgs),
     /// Summarise an output folder: counts, funnel, sample pairs.
@@ -190,10 +190,105 @@ pub struct GenerateArgs {
 
     #[command(flatten)]
     pub control: RunControl,
+    #[command(flatten)]
+    pub dedup: DedupArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Near-duplicate dedup flags (`generate` and `run`).
+#[derive(Debug, Args, Default)]
+pub struct DedupArgs {
+    /// An earlier output folder: new pairs that (nearly) repeat its
+    /// accepted pairs are rejected. Repeatable.
+    #[arg(long, value_name = "DIR", help_heading = "Dedup")]
+    pub against: Vec<PathBuf>,
+    /// Turn MinHash near-duplicate dedup off (exact dedup stays).
+    #[arg(long, help_heading = "Dedup", conflicts_with = "against")]
+    pub no_near_dedup: bool,
+    /// Estimated Jaccard similarity at which two edits are near-duplicates.
+    #[arg(long, help_heading = "Dedup")]
+    pub near_threshold: Option<f64>,
+}
+
+impl DedupArgs {
+    pub fn apply(&self, config: &mut crate::config::PipelineConfig) {
+        let near = &mut config.dedup.near;
+        if self.no_near_dedup {
+            near.enabled = false;
+        }
+        near.against.extend(self.against.iter().cloned());
+        if let Some(t) = self.near_threshold {
+            near.threshold = t;
+        }
+    }
+}
+
+/// Verification-stage flags (`generate` and `run`): an LLM judge after the
+/// other filters.
+#[derive(Debug, Args, Default)]
+pub struct VerifyArgs {
+    /// OpenAI-compatible endpoint (base URL ending in /v1) for the judge.
+    #[arg(long, help_heading = "Verification", requires = "verify_model")]
+    pub verify_url: Option<String>,
+    #[arg(long, help_heading = "Verification")]
+    pub verify_model: Option<String>,
+    /// Environment variable holding the judge endpoint's key.
+    #[arg(long, help_heading = "Verification")]
+    pub verify_api_key_env: Option<String>,
+    /// Lowest score in [0, 1] an edit may get on every criterion
+    /// (relation, label, fluent, minimal).
+    #[arg(long, help_heading = "Verification")]
+    pub verify_min: Option<f64>,
+}
+
+impl VerifyArgs {
+    /// Add a verify stage after the other filters, or point the pipeline's
+    /// own at this endpoint.
+    pub fn apply(
+        &self,
+        config: &mut crate::config::PipelineConfig,
+    ) -> Result<(), crate::UsageError> {
+        use crate::config::{EndpointConfig, FilterConfig, VerifyConfig};
+        let (Some(url), Some(model)) = (&self.verify_url, &self.verify_model) else {
+            if self.verify_min.is_some() {
+                return Err(crate::UsageError::new("--verify-min needs --verify-url"));
+            }
+            return Ok(());
+        };
+        let mut filters = config.resolved_filters()?;
+        let idx = match filters
+            .iter()
+            .position(|f| matches!(f, FilterConfig::Verify(_)))
+        {
+            Some(i) => i,
+            None => {
+                filters.push(FilterConfig::Verify(Box::new(VerifyConfig::with_endpoint(
+                    EndpointConfig::new(url, model),
+                ))));
+                filters.len() - 1
+            }
+        };
+        if let FilterConfig::Verify(v) = &mut filters[idx] {
+            v.endpoint.url = url.clone();
+            v.endpoint.model = model.clone();
+            if let Some(env) = &self.verify_api_key_env {
+                v.endpoint.api_key_env = env.clone();
+            }
+            if let Some(m) = self.verify_min {
+                v.min_relation = m;
+                v.min_label = m;
+                v.min_fluent = m;
+                v.min_minimal = m;
+            }
+        }
+        config.filters = Some(filters);
+        Ok(())
+    }
 }
 
 /// Flags both `generate` and `run` take: how this run goes, not what it makes.
@@ -241,6 +336,10 @@ pub struct RunArgs {
     pub api_key_env: Option<String>,
     #[command(flatten)]
     pub control: RunControl,
+    #[command(flatten)]
+    pub dedup: DedupArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,

@@ -100,6 +100,19 @@ pub struct Scores {
     pub word_edits: Option<u32>,
     pub edit_ratio: Option<f64>,
     pub similarity: Option<f64>,
+    pub verify: Option<VerifyScores>,
+}
+
+/// The verification judge's scores, each in [0, 1].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyScores {
+    /// The edit flips the label (keeps it, for `invariant`).
+    pub relation: f64,
+    /// The proposed new label or answer is right for the edited input.
+    pub label: f64,
+    pub fluent: f64,
+    pub minimal: f64,
+    pub explanation: Option<String>,
 }
 
 /// A candidate pair: the original, one edit of it, and everything needed to
@@ -122,6 +135,9 @@ pub struct Candidate {
     pub temperature: Option<f64>,
     pub seed: Option<u64>,
     pub rationale: Option<String>,
+    /// For span edits (captions): the span replaced and its replacement.
+    pub source_span: Option<String>,
+    pub target_span: Option<String>,
     pub scores: Scores,
     pub rejection: Option<Rejection>,
 }
@@ -157,6 +173,8 @@ impl Candidate {
             temperature: None,
             seed: None,
             rationale: None,
+            source_span: None,
+            target_span: None,
             scores: Scores::default(),
             rejection: None,
         }

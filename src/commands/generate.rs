@@ -197,6 +197,8 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
     };
     let mut config = config;
     args.control.apply(&mut config);
+    args.dedup.apply(&mut config);
+    args.verify.apply(&mut config)?;
     config.validate()?;
     Ok(config)
 }

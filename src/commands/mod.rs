@@ -40,7 +40,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Generate(args) => generate::run(*args, quiet),
-        Command::Run(args) => run::run(args, quiet),
+        Command::Run(args) => run::run(*args, quiet),
         Command::Validate(args) => validate::run(args),
         Command::Inspect(args) => inspect::run(args),
     }

@@ -26,6 +26,9 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         config.validate()?;
     }
     args.control.apply(&mut config);
+    args.dedup.apply(&mut config);
+    args.verify.apply(&mut config)?;
+    config.validate()?;
     let out = args
         .out
         .clone()

@@ -19,14 +19,16 @@ pub fn funnel_table(m: &Manifest) -> String {
         if s.failed > 0 {
             reasons.push(format!("failed {}", s.failed));
         }
-        out.push_str(&format!(
-            "  {:<15} {:<8} {:>8} {:>8}  {}\n",
+        let line = format!(
+            "  {:<15} {:<8} {:>8} {:>8}  {}",
             s.stage,
             s.unit,
             s.in_,
             s.out,
             reasons.join(", ")
-        ));
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }

@@ -427,6 +427,75 @@ pub enum FilterConfig {
     },
     /// Cosine similarity of the embeddings must lie in `[min, max]`.
     Similarity { min: f64, max: f64 },
+    /// An LLM judge scores each edit on four criteria in [0, 1]; an edit
+    /// below any threshold is rejected. Every score is stored.
+    Verify(Box<VerifyConfig>),
+}
+
+/// The verification stage: its own endpoint, prompt and thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    #[serde(flatten)]
+    pub endpoint: EndpointConfig,
+    /// The edit flips the label (keeps it, for `relation = invariant`).
+    #[serde(default = "half")]
+    pub min_relation: f64,
+    /// The proposed new label or answer is right for the edited input.
+    #[serde(default = "half")]
+    pub min_label: f64,
+    #[serde(default = "half")]
+    pub min_fluent: f64,
+    #[serde(default = "half")]
+    pub min_minimal: f64,
+    #[serde(default)]
+    pub temperature: f64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_verify_tokens")]
+    pub max_tokens: u32,
+    /// A folder with `verify/system.jinja`, `user.jinja`, `schema.json`.
+    #[serde(default)]
+    pub prompts_dir: Option<PathBuf>,
+    /// Further attempts after a verdict that is not JSON or breaks the
+    /// schema (each its own cache entry).
+    #[serde(default = "default_bad_reply_retries")]
+    pub bad_reply_retries: u32,
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+fn default_verify_tokens() -> u32 {
+    200
+}
+
+impl VerifyConfig {
+    pub fn with_endpoint(endpoint: EndpointConfig) -> Self {
+        VerifyConfig {
+            endpoint,
+            min_relation: half(),
+            min_label: half(),
+            min_fluent: half(),
+            min_minimal: half(),
+            temperature: 0.0,
+            seed: 0,
+            max_tokens: default_verify_tokens(),
+            prompts_dir: None,
+            bad_reply_retries: default_bad_reply_retries(),
+        }
+    }
+
+    /// (criterion, threshold) in the order they are checked.
+    pub fn thresholds(&self) -> [(&'static str, f64); 4] {
+        [
+            ("relation", self.min_relation),
+            ("label", self.min_label),
+            ("fluent", self.min_fluent),
+            ("minimal", self.min_minimal),
+        ]
+    }
 }
 
 impl FilterConfig {
@@ -435,6 +504,7 @@ impl FilterConfig {
             FilterConfig::LabelChange => "label_change",
             FilterConfig::EditDistance { .. } => "edit_distance",
             FilterConfig::Similarity { .. } => "similarity",
+            FilterConfig::Verify(_) => "verify",
         }
     }
 
@@ -459,11 +529,17 @@ impl FilterConfig {
 pub struct DedupConfig {
     #[serde(default = "yes")]
     pub exact: bool,
+    /// MinHash LSH near-duplicate dedup (on by default).
+    #[serde(default)]
+    pub near: crate::dedup::near::NearDedupConfig,
 }
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        DedupConfig { exact: true }
+        DedupConfig {
+            exact: true,
+            near: Default::default(),
+        }
     }
 }
 
@@ -531,11 +607,21 @@ impl PipelineConfig {
         {
             llm.prompts_dir = Some(join_relative(base, dir));
         }
+        for f in cfg.filters.iter_mut().flatten() {
+            if let FilterConfig::Verify(v) = f
+                && let Some(dir) = &v.prompts_dir
+            {
+                v.prompts_dir = Some(join_relative(base, dir));
+            }
+        }
         if let EmbedderConfig::Local {
             model_dir: Some(dir),
             ..
         } = &mut cfg.embedder
         {
+            *dir = join_relative(base, dir);
+        }
+        for dir in &mut cfg.dedup.near.against {
             *dir = join_relative(base, dir);
         }
         if cfg.name.is_none() {
@@ -604,7 +690,24 @@ impl PipelineConfig {
                         )));
                     }
                 }
+                FilterConfig::Verify(v) => {
+                    check_endpoint("filters.verify", &v.endpoint)?;
+                    for (name, t) in v.thresholds() {
+                        if !(0.0..=1.0).contains(&t) {
+                            return Err(UsageError::new(format!(
+                                "filters.verify: min_{name} must be in [0, 1], got {t}"
+                            )));
+                        }
+                    }
+                }
             }
+        }
+        if self.dedup.near.enabled {
+            self.dedup.near.validate().map_err(UsageError::new)?;
+        } else if !self.dedup.near.against.is_empty() {
+            return Err(UsageError::new(
+                "dedup.near.against needs near-duplicate dedup (dedup.near.enabled = true)",
+            ));
         }
         if self.budget.max_cost.is_some() {
             let mut models: Vec<&str> = Vec::new();
@@ -613,6 +716,13 @@ impl PipelineConfig {
             }
             if let EmbedderConfig::Http { endpoint } = &self.embedder {
                 models.push(&endpoint.model);
+            }
+            if let Some(filters) = &self.filters {
+                for f in filters {
+                    if let FilterConfig::Verify(v) = f {
+                        models.push(&v.endpoint.model);
+                    }
+                }
             }
             if let Some(m) = models
                 .iter()

@@ -3,5 +3,7 @@
 //! wins" picks the same survivor whatever the concurrency.
 
 pub mod exact;
+pub mod near;
 
 pub use exact::ExactDedup;
+pub use near::NearDedup;

@@ -6,6 +6,7 @@
 pub mod edit_distance;
 pub mod label_change;
 pub mod similarity;
+pub mod verify;
 
 use futures::future::BoxFuture;
 
@@ -14,6 +15,7 @@ use crate::record::SourceBatch;
 pub use edit_distance::EditDistance;
 pub use label_change::LabelChange;
 pub use similarity::SimilarityBand;
+pub use verify::Verifier;
 
 /// A map stage over one source's candidates.
 pub trait Filter: Send + Sync {

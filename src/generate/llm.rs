@@ -5,7 +5,6 @@
 //! candidate with the prompt's sha256 and the sampling parameters.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
 use minijinja::Environment;
@@ -37,10 +36,20 @@ impl PromptSet {
     /// The task's templates: from `prompts_dir/<task>/` when given, else
     /// the copies compiled into the binary.
     pub fn load(task: &TaskPreset, prompts_dir: Option<&std::path::Path>) -> Result<Self, String> {
+        Self::load_named(task.name, &task.prompts, prompts_dir)
+    }
+
+    /// Templates named `name`: from `prompts_dir/<name>/` when given, else
+    /// `builtin`.
+    pub fn load_named(
+        name: &str,
+        builtin: &crate::tasks::PromptFiles,
+        prompts_dir: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
         let (system, user, schema_text) = match prompts_dir {
             Some(dir) => {
-                let read = |name: &str| {
-                    let p = dir.join(task.name).join(name);
+                let read = |file: &str| {
+                    let p = dir.join(name).join(file);
                     std::fs::read_to_string(&p)
                         .map_err(|e| format!("reading `{}`: {e}", p.display()))
                 };
@@ -51,13 +60,13 @@ impl PromptSet {
                 )
             }
             None => (
-                task.prompts.system.to_string(),
-                task.prompts.user.to_string(),
-                task.prompts.schema.to_string(),
+                builtin.system.to_string(),
+                builtin.user.to_string(),
+                builtin.schema.to_string(),
             ),
         };
         Self::from_parts(system, user, &schema_text)
-            .map_err(|e| format!("{} prompt templates: {e}", task.name))
+            .map_err(|e| format!("{name} prompt templates: {e}"))
     }
 
     /// Compile templates and schema; a broken template fails here, at
@@ -84,7 +93,6 @@ impl PromptSet {
         example: &SourceExample,
         edit_type: Option<&str>,
     ) -> Result<Vec<Value>, minijinja::Error> {
-        let env = &self.env;
         let ctx = minijinja::context! {
             task => task.name,
             text => example.field(task.edit_field).unwrap_or_default(),
@@ -93,8 +101,14 @@ impl PromptSet {
             edit_types => task.edit_types.to_vec(),
             edit_type => edit_type.unwrap_or_default(),
         };
-        let system = env.get_template("system")?.render(&ctx)?;
-        let user = env.get_template("user")?.render(&ctx)?;
+        self.render_context(&ctx)
+    }
+
+    /// The chat messages for any template context.
+    pub fn render_context(&self, ctx: &minijinja::Value) -> Result<Vec<Value>, minijinja::Error> {
+        let env = &self.env;
+        let system = env.get_template("system")?.render(ctx)?;
+        let user = env.get_template("user")?.render(ctx)?;
         Ok(vec![
             json!({"role": "system", "content": system.trim()}),
             json!({"role": "user", "content": user.trim()}),
@@ -107,9 +121,6 @@ pub struct LlmGenerator {
     config: LlmGeneratorConfig,
     client: Arc<OpenAiClient>,
     prompts: PromptSet,
-    /// Set after a server refused `json_schema`: later requests go straight
-    /// to `json_object`.
-    schema_refused: AtomicBool,
 }
 
 impl LlmGenerator {
@@ -124,19 +135,11 @@ impl LlmGenerator {
             config,
             client,
             prompts,
-            schema_refused: AtomicBool::new(false),
         }
     }
 
-    fn body(&self, messages: &[Value], seed: u64, json_schema: bool) -> Value {
-        let response_format = if json_schema {
-            json!({
-                "type": "json_schema",
-                "json_schema": {"name": format!("{}_edit", self.task.name), "schema": self.prompts.schema, "strict": true}
-            })
-        } else {
-            json!({"type": "json_object"})
-        };
+    /// The request body; the client adds `response_format`.
+    fn body(&self, messages: &[Value], seed: u64) -> Value {
         let mut body = json!({
             "model": self.config.endpoint.model,
             "messages": messages,
@@ -144,7 +147,6 @@ impl LlmGenerator {
             "max_tokens": self.config.max_tokens,
             "seed": seed,
             "n": 1,
-            "response_format": response_format,
         });
         if let Some(top_p) = self.config.top_p {
             body["top_p"] = json!(top_p);
@@ -165,35 +167,30 @@ impl LlmGenerator {
         wanted: Option<&str>,
         out: &mut Generated,
     ) -> Result<Option<Candidate>, GenerateFailure> {
-        let mut use_schema = !self.schema_refused.load(Ordering::Relaxed);
         let mut variant = 0;
         let mut seed_now = seed;
+        let name = format!("{}_edit", self.task.name);
         for bad in 0..=self.config.bad_reply_retries {
-            let reply = loop {
-                let body = self.body(messages, seed_now, use_schema);
-                match self.client.chat(&body, variant).await {
-                    Ok(r) => break r,
-                    Err((err, _)) if use_schema && err.status() == Some(400) => {
-                        tracing::info!(
-                            "endpoint refused response_format json_schema; using json_object"
-                        );
-                        self.schema_refused.store(true, Ordering::Relaxed);
-                        use_schema = false;
-                    }
-                    Err((LlmError::Budget(b), attempts)) => {
-                        return Err(GenerateFailure {
-                            reason: BUDGET_EXHAUSTED.to_string(),
-                            error: b.to_string(),
-                            attempts,
-                        });
-                    }
-                    Err((err, attempts)) => {
-                        return Err(GenerateFailure {
-                            reason: "request_failed".to_string(),
-                            error: err.to_string(),
-                            attempts,
-                        });
-                    }
+            let body = self.body(messages, seed_now);
+            let reply = match self
+                .client
+                .chat_json(&body, &name, &self.prompts.schema, variant)
+                .await
+            {
+                Ok(r) => r,
+                Err((LlmError::Budget(b), attempts)) => {
+                    return Err(GenerateFailure {
+                        reason: BUDGET_EXHAUSTED.to_string(),
+                        error: b.to_string(),
+                        attempts,
+                    });
+                }
+                Err((err, attempts)) => {
+                    return Err(GenerateFailure {
+                        reason: "request_failed".to_string(),
+                        error: err.to_string(),
+                        attempts,
+                    });
                 }
             };
             let parsed = self
@@ -253,6 +250,17 @@ impl LlmGenerator {
             .rationale
             .and_then(|k| value[k].as_str())
             .map(str::to_string);
+        if let Some((from, to)) = r.spans {
+            let span = |k: &str| {
+                value[k]
+                    .as_str()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            };
+            c.source_span = span(from);
+            c.target_span = span(to);
+        }
         c.prompt_sha256 = Some(self.prompts.sha256.clone());
         c.temperature = Some(self.config.temperature);
         c.seed = Some(seed);

@@ -6,6 +6,7 @@
 pub mod given;
 pub mod llm;
 pub mod rules;
+pub mod span_swap;
 
 use std::sync::Arc;
 

@@ -13,7 +13,7 @@ pub mod schema;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -111,6 +111,9 @@ pub struct OpenAiClient {
     retry_base: Duration,
     limiter: Limiter,
     shared: Shared,
+    /// Set after the server refused `json_schema`: later JSON requests go
+    /// straight to `json_object`.
+    schema_refused: AtomicBool,
     pub stats: ClientStats,
 }
 
@@ -152,6 +155,7 @@ impl OpenAiClient {
             retry_base: Duration::from_millis(endpoint.retry_base_ms),
             limiter: Limiter::new(endpoint.limits()),
             shared,
+            schema_refused: AtomicBool::new(false),
             stats: ClientStats::default(),
         })
     }
@@ -343,6 +347,41 @@ impl OpenAiClient {
             attempts,
             cached,
         })
+    }
+
+    /// A chat request for a JSON reply: `response_format` `json_schema`
+    /// (strict, under `name`), falling back for the rest of the run to
+    /// `json_object` once the server answers 400 to it (llama.cpp builds
+    /// and some hosted APIs do not take schemas).
+    pub async fn chat_json(
+        &self,
+        body: &Value,
+        name: &str,
+        schema: &Value,
+        variant: u32,
+    ) -> Result<ChatReply, (LlmError, u32)> {
+        loop {
+            let use_schema = !self.schema_refused.load(Ordering::Relaxed);
+            let mut body = body.clone();
+            body["response_format"] = if use_schema {
+                json!({
+                    "type": "json_schema",
+                    "json_schema": {"name": name, "schema": schema, "strict": true}
+                })
+            } else {
+                json!({"type": "json_object"})
+            };
+            match self.chat(&body, variant).await {
+                Err((err, _)) if use_schema && err.status() == Some(400) => {
+                    tracing::info!(
+                        endpoint = %self.base,
+                        "endpoint refused response_format json_schema; using json_object"
+                    );
+                    self.schema_refused.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// `POST /embeddings` for a batch of texts, in input order.

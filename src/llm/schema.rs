@@ -1,6 +1,6 @@
 //! The subset of JSON Schema foil's reply schemas use: `type`,
 //! `properties`, `required`, `additionalProperties: false`, `enum`,
-//! `minLength`. A reply that breaks it is a malformed reply, named by the
+//! `minLength`, `minimum`, `maximum`. A reply that breaks it is a malformed reply, named by the
 //! path of the first violation.
 
 use serde_json::Value;
@@ -41,6 +41,18 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
         && (s.trim().chars().count() as u64) < min
     {
         return Err(format!("{path}: shorter than {min} characters"));
+    }
+    if let Some(x) = v.as_f64() {
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+            && x < min
+        {
+            return Err(format!("{path}: {x} is below the minimum {min}"));
+        }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+            && x > max
+        {
+            return Err(format!("{path}: {x} is above the maximum {max}"));
+        }
     }
     if let Some(obj) = v.as_object() {
         let props = schema.get("properties").and_then(Value::as_object);

@@ -33,11 +33,11 @@ use tokio::sync::mpsc;
 
 use crate::UsageError;
 use crate::config::{EmbedderConfig, FilterConfig, GeneratorConfig, PipelineConfig};
-use crate::dedup::ExactDedup;
+use crate::dedup::{ExactDedup, NearDedup};
 use crate::embed::http::HttpEmbedder;
 use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir};
 use crate::embed::{CachedEmbedder, Embedder};
-use crate::filter::{EditDistance, Filter, LabelChange, SimilarityBand};
+use crate::filter::{EditDistance, Filter, LabelChange, SimilarityBand, Verifier};
 use crate::generate::given::GivenEdits;
 use crate::generate::llm::{BUDGET_EXHAUSTED, LlmGenerator, PromptSet};
 use crate::generate::rules::RulesGenerator;
@@ -188,9 +188,10 @@ async fn build_embedder(
     })
 }
 
-fn uses_endpoints(config: &PipelineConfig) -> bool {
+fn uses_endpoints(config: &PipelineConfig, filters: &[FilterConfig]) -> bool {
     (!config.source.pairs_mode() && matches!(config.generator, GeneratorConfig::Llm(_)))
         || (config.needs_embedder() && matches!(config.embedder, EmbedderConfig::Http { .. }))
+        || filters.iter().any(|f| matches!(f, FilterConfig::Verify(_)))
 }
 
 impl Pipeline {
@@ -202,7 +203,7 @@ impl Pipeline {
         // The manifest shows the filters actually used.
         config.filters = Some(filter_configs.clone());
         let budget = Arc::new(Budget::new(config.budget.clone()));
-        let cache = if uses_endpoints(&config) {
+        let cache = if uses_endpoints(&config, &filter_configs) {
             let path = config
                 .cache
                 .path
@@ -235,34 +236,52 @@ impl Pipeline {
                 }
             }
         };
+        // Captions that name a span and an alternative get the COCO-CON
+        // swap as well.
+        let generator: Arc<dyn Generator> = if task.name == "caption" && !config.source.pairs_mode()
+        {
+            Arc::new(crate::generate::span_swap::SpanSwap::new(generator))
+        } else {
+            generator
+        };
         let embedder = if config.needs_embedder() {
             let inner = build_embedder(&config.embedder, &shared, &mut clients).await?;
             Some(Arc::new(CachedEmbedder::new(inner, EMBED_CACHE_ENTRIES)))
         } else {
             None
         };
-        let filters = filter_configs
-            .iter()
-            .map(|f| -> Arc<dyn Filter> {
-                match f {
-                    FilterConfig::LabelChange => Arc::new(LabelChange),
-                    FilterConfig::EditDistance {
-                        max_word_edits,
-                        max_edit_ratio,
-                    } => Arc::new(EditDistance {
-                        max_word_edits: *max_word_edits,
-                        max_edit_ratio: *max_edit_ratio,
-                    }),
-                    FilterConfig::Similarity { min, max } => Arc::new(SimilarityBand {
-                        min: *min,
-                        max: *max,
-                        embedder: embedder
-                            .clone()
-                            .expect("built when a similarity filter exists"),
-                    }),
+        let mut filters: Vec<Arc<dyn Filter>> = Vec::new();
+        for f in &filter_configs {
+            filters.push(match f {
+                FilterConfig::Verify(v) => {
+                    let set = PromptSet::load_named(
+                        "verify",
+                        &crate::tasks::VERIFY_PROMPTS,
+                        v.prompts_dir.as_deref(),
+                    )
+                    .map_err(UsageError)?;
+                    prompts.insert("verify".to_string(), set.sha256.clone());
+                    let client = Arc::new(OpenAiClient::new(&v.endpoint, shared.clone())?);
+                    clients.push(("verify".to_string(), client.clone()));
+                    Arc::new(Verifier::new(task.name, (**v).clone(), client, set))
                 }
-            })
-            .collect();
+                FilterConfig::LabelChange => Arc::new(LabelChange),
+                FilterConfig::EditDistance {
+                    max_word_edits,
+                    max_edit_ratio,
+                } => Arc::new(EditDistance {
+                    max_word_edits: *max_word_edits,
+                    max_edit_ratio: *max_edit_ratio,
+                }),
+                FilterConfig::Similarity { min, max } => Arc::new(SimilarityBand {
+                    min: *min,
+                    max: *max,
+                    embedder: embedder
+                        .clone()
+                        .expect("built when a similarity filter exists"),
+                }),
+            });
+        }
         Ok(Pipeline {
             embedder: embedder.as_ref().map(|e| e.describe()),
             config,
@@ -594,6 +613,7 @@ async fn forward<S: Stream<Item = Staged>>(
 struct SinkStage {
     task: &'static TaskPreset,
     dedup: Option<ExactDedup>,
+    near: Option<NearDedup>,
     accepted: ShardWriter,
     rejected: Option<ShardWriter>,
     quarantine: JsonlFile,
@@ -648,9 +668,21 @@ impl SinkStage {
             pair_stages.push(restore(&cp.funnel, crate::dedup::exact::STAGE, "pairs"));
             d.restore(state.dedup_keys()?);
         }
+        let mut near = None;
+        if p.config.dedup.near.enabled {
+            let mut n = NearDedup::new(p.config.dedup.near.clone());
+            let loaded = n.load_earlier().map_err(UsageError::new)?;
+            if loaded > 0 {
+                tracing::info!(pairs = loaded, "near-dedup against earlier output");
+            }
+            n.restore(state.near_entries()?);
+            pair_stages.push(restore(&cp.funnel, crate::dedup::near::STAGE, "pairs"));
+            near = Some(n);
+        }
         Ok(SinkStage {
             task: p.task,
             dedup,
+            near,
             accepted: ShardWriter::new(out_dir, None, cp.shards.clone(), false),
             rejected: p.config.sink.write_rejected.then(|| {
                 ShardWriter::new(
@@ -720,14 +752,21 @@ impl SinkStage {
             self.halted = true;
             return Ok(());
         }
-        if let Some(f) = generated
+        let budget_hit = generated
             .failure
             .as_ref()
             .filter(|f| f.reason == BUDGET_EXHAUSTED)
-        {
+            .map(|f| f.error.clone())
+            .or_else(|| {
+                failures.iter().find_map(|(_, e)| {
+                    e.strip_prefix(BUDGET_EXHAUSTED)
+                        .map(|rest| rest.trim_start_matches(": ").to_string())
+                })
+            });
+        if let Some(why) = budget_hit {
             // Not this source, nor any after it: a rerun picks up here.
             self.halted = true;
-            self.stop.request(StopReason::Budget(f.error.clone()));
+            self.stop.request(StopReason::Budget(why));
             return Ok(());
         }
         self.read.in_ += 1;
@@ -771,6 +810,9 @@ impl SinkStage {
 
         if let Some(d) = &mut self.dedup {
             d.apply(&mut batch);
+        }
+        if let Some(n) = &mut self.near {
+            n.apply(&mut batch);
         }
         for c in batch.candidates {
             let stop = c.rejection.as_ref().map(|r| {
@@ -899,7 +941,8 @@ impl SinkStage {
             .as_mut()
             .map(|d| d.take_new())
             .unwrap_or_default();
-        self.state.commit(&cp, &keys)?;
+        let near = self.near.as_mut().map(|n| n.take_new()).unwrap_or_default();
+        self.state.commit(&cp, &keys, &near)?;
         self.since_commit = 0;
         self.last_commit = Instant::now();
         Ok(())

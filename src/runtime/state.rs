@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::dedup::near::{Entry as NearEntry, Origin};
 use crate::sink::manifest::{Counts, StageFunnel, Usage};
 use crate::sink::shards::ShardEntry;
 
@@ -62,7 +63,9 @@ impl RunState {
             .and_then(|_| {
                 conn.execute_batch(
                     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-                     CREATE TABLE IF NOT EXISTS dedup (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);",
+                     CREATE TABLE IF NOT EXISTS dedup (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+                     CREATE TABLE IF NOT EXISTS near (seq INTEGER NOT NULL, pair INTEGER NOT NULL,
+                                                      bands BLOB NOT NULL, sig BLOB NOT NULL);",
                 )
             })
             .map_err(|e| err(e.to_string()))?;
@@ -104,6 +107,7 @@ impl RunState {
         })?;
         tx.execute("DELETE FROM meta", [])
             .and_then(|_| tx.execute("DELETE FROM dedup", []))
+            .and_then(|_| tx.execute("DELETE FROM near", []))
             .and_then(|_| {
                 tx.execute(
                     "INSERT INTO meta (k, v) VALUES ('identity', ?1)",
@@ -142,12 +146,42 @@ impl RunState {
         Ok(out)
     }
 
-    /// Commit a checkpoint and the dedup keys added since the last one, in
-    /// one transaction.
+    /// Near-dedup entries of committed pairs, in the order they were made.
+    pub fn near_entries(&self) -> Result<Vec<NearEntry>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, pair, bands, sig FROM near ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let seq: i64 = r.get(0)?;
+                let pair: i64 = r.get(1)?;
+                let bands: Vec<u8> = r.get(2)?;
+                let sig: Vec<u8> = r.get(3)?;
+                Ok(NearEntry {
+                    origin: Origin::Run(seq as u64),
+                    pair: pair as u64,
+                    bands: bands
+                        .chunks_exact(8)
+                        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                        .collect(),
+                    sig: sig
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect(),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Commit a checkpoint and the dedup keys and near-dedup entries added
+    /// since the last one, in one transaction.
     pub fn commit(
         &mut self,
         cp: &Checkpoint,
         new_keys: &[([u8; 16], u64)],
+        new_near: &[NearEntry],
     ) -> Result<(), StateError> {
         let text = serde_json::to_string(cp).map_err(|e| self.err(e))?;
         let path = self.path.display().to_string();
@@ -162,6 +196,16 @@ impl RunState {
                 .map_err(err)?;
             for (k, seq) in new_keys {
                 ins.execute(params![&k[..], *seq as i64]).map_err(err)?;
+            }
+            let mut near = tx
+                .prepare_cached("INSERT INTO near (seq, pair, bands, sig) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(err)?;
+            for e in new_near {
+                let Origin::Run(seq) = e.origin else { continue };
+                let bands: Vec<u8> = e.bands.iter().flat_map(|b| b.to_le_bytes()).collect();
+                let sig: Vec<u8> = e.sig.iter().flat_map(|b| b.to_le_bytes()).collect();
+                near.execute(params![seq as i64, e.pair as i64, bands, sig])
+                    .map_err(err)?;
             }
         }
         tx.execute(

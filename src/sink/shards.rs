@@ -48,6 +48,13 @@ pub const PAIR_COLUMNS: &[&str] = &[
     "temperature",
     "seed",
     "rationale",
+    "source_span",
+    "target_span",
+    "verify_relation",
+    "verify_label",
+    "verify_fluent",
+    "verify_minimal",
+    "verify_explanation",
     "reject_stage",
     "reject_reason",
     "reject_detail",
@@ -195,7 +202,31 @@ fn to_frame(rows: &[Row], with_rejection: bool) -> PolarsResult<DataFrame> {
             rows.iter().map(|r| r.candidate.seed).collect::<Vec<_>>(),
         ),
         str_col("rationale", s(&|r| r.candidate.rationale.clone())),
+        str_col("source_span", s(&|r| r.candidate.source_span.clone())),
+        str_col("target_span", s(&|r| r.candidate.target_span.clone())),
     ];
+    let verify = |f: &dyn Fn(&crate::record::VerifyScores) -> f64| {
+        rows.iter()
+            .map(|r| r.candidate.scores.verify.as_ref().map(f))
+            .collect::<Vec<_>>()
+    };
+    cols.push(Column::new(
+        "verify_relation".into(),
+        verify(&|v| v.relation),
+    ));
+    cols.push(Column::new("verify_label".into(), verify(&|v| v.label)));
+    cols.push(Column::new("verify_fluent".into(), verify(&|v| v.fluent)));
+    cols.push(Column::new("verify_minimal".into(), verify(&|v| v.minimal)));
+    cols.push(str_col(
+        "verify_explanation",
+        s(&|r| {
+            r.candidate
+                .scores
+                .verify
+                .as_ref()
+                .and_then(|v| v.explanation.clone())
+        }),
+    ));
     if with_rejection {
         cols.push(str_col(
             "reject_stage",

@@ -65,6 +65,9 @@ pub struct ReplyFields {
     pub new_label: Option<&'static str>,
     pub edit_type: &'static str,
     pub rationale: Option<&'static str>,
+    /// Reply keys of the replaced span and its replacement, when the
+    /// task's replies name them.
+    pub spans: Option<(&'static str, &'static str)>,
 }
 
 /// The prompt templates and reply schema shipped in `prompts/<task>/`,
@@ -107,6 +110,9 @@ macro_rules! prompts {
     };
 }
 
+/// The verification judge's templates (one set for every task).
+pub const VERIFY_PROMPTS: PromptFiles = prompts!("verify");
+
 const fn field(name: &'static str, default_column: &'static str, required: bool) -> FieldSpec {
     FieldSpec {
         name,
@@ -141,6 +147,7 @@ pub const PRESETS: &[TaskPreset] = &[
             new_label: Some("new_answer"),
             edit_type: "edit_type",
             rationale: Some("rationale"),
+            spans: None,
         },
         prompts: prompts!("question"),
         filters: FilterDefaults {
@@ -157,6 +164,10 @@ pub const PRESETS: &[TaskPreset] = &[
             field("text", "caption", true),
             field("label", "label", false),
             field("media", "media", false),
+            // COCO-CON style span swap: a span of the caption and the
+            // alternative to put in its place.
+            field("span", "span", false),
+            field("alternative", "alternative", false),
         ],
         edit_field: "text",
         label: LabelKind::Unlabelled,
@@ -174,6 +185,7 @@ pub const PRESETS: &[TaskPreset] = &[
             new_label: None,
             edit_type: "edit_type",
             rationale: Some("explanation"),
+            spans: Some(("source_span", "target_span")),
         },
         prompts: prompts!("caption"),
         filters: FilterDefaults {
@@ -207,6 +219,7 @@ pub const PRESETS: &[TaskPreset] = &[
             new_label: Some("new_label"),
             edit_type: "edit_type",
             rationale: Some("rationale"),
+            spans: None,
         },
         prompts: prompts!("nli"),
         filters: FilterDefaults {
@@ -235,6 +248,7 @@ pub const PRESETS: &[TaskPreset] = &[
             new_label: Some("new_label"),
             edit_type: "edit_type",
             rationale: Some("rationale"),
+            spans: None,
         },
         prompts: prompts!("claim"),
         filters: FilterDefaults {
@@ -268,6 +282,7 @@ pub const PRESETS: &[TaskPreset] = &[
             new_label: Some("new_label"),
             edit_type: "edit_type",
             rationale: None,
+            spans: None,
         },
         prompts: prompts!("text"),
         filters: FilterDefaults {

@@ -10,6 +10,7 @@ mod determinism;
 mod embed;
 mod llm;
 mod local_llm;
+mod near_dedup;
 mod pairs;
 mod pipelines;
 mod prompts;

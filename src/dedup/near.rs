@@ -1,0 +1,601 @@
+//! Near-duplicate dedup with MinHash LSH over word n-grams.
+//!
+//! Each edited example becomes a set of word n-gram shingles (lower-cased,
+//! punctuation trimmed, padded with `n - 1` boundary markers at each end so
+//! a change at the first or last word touches as many shingles as one in
+//! the middle, and a text shorter than `n` still has shingles). A
+//! signature holds the minimum of `bands × rows` seeded universal hashes
+//! `(a·x + b) mod (2⁶¹ − 1)` over the shingles, as in Broder's MinHash and
+//! datasketch. LSH puts a signature in one bucket per band (the band's
+//! `rows` minima hashed together, with the example's unedited context and
+//! edited field, so an NLI hypothesis is only compared with hypotheses of
+//! the same premise). Texts that share a bucket are candidates; a
+//! candidate counts as a duplicate only when the signatures' estimated
+//! Jaccard similarity reaches the threshold, which keeps precision high
+//! while the banding keeps recall high above it.
+//!
+//! The sink calls [`NearDedup::apply`] in source order, so the survivor of
+//! a group of near-duplicates is the first in input order whatever the
+//! concurrency. Entries are kept compactly (16-bit signature slots, band
+//! keys) and committed with every checkpoint, so a resumed run knows every
+//! pair accepted before the crash. Pairs of earlier output folders
+//! (`against`) are loaded first and block their near-duplicates too.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Candidate, SourceBatch};
+use crate::text::words;
+
+pub const STAGE: &str = "near_dedup";
+
+const MERSENNE_61: u64 = (1 << 61) - 1;
+
+/// Settings for near-duplicate dedup (`[dedup.near]`).
+///
+/// Defaults, chosen for short edits: word **3**-grams, because a 15-word
+/// caption has 17 padded 5-grams and a one-word edit changes 5 of them —
+/// with 5-grams nearly every short text looks unique, while 3-grams keep
+/// resolution. **128** permutations as **16 bands × 8 rows**: a pair at
+/// Jaccard 0.8 shares a bucket with probability 1 − (1 − 0.8⁸)¹⁶ ≈ 0.95,
+/// at 0.85 ≈ 0.99; the estimated-Jaccard check then drops the candidates
+/// below the threshold. Threshold **0.8** across the run. An edit is a
+/// near-duplicate of its own original at **0.9**: with padded 3-grams a
+/// one-word substitution in an L-word text has Jaccard (L − 1)/(L + 5), so
+/// one-word edits of texts up to about 55 words pass and reformulations
+/// that only reorder punctuation, case or spacing do not. Long documents
+/// with one-word edits need a higher `original_threshold` (or 1.0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NearDedupConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_ngram")]
+    pub ngram: usize,
+    #[serde(default = "default_bands")]
+    pub bands: usize,
+    #[serde(default = "default_rows")]
+    pub rows: usize,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Estimated Jaccard similarity at or above which two edited examples
+    /// are near-duplicates.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Estimated Jaccard similarity to the original at or above which an
+    /// edit has collapsed back to its source.
+    #[serde(default = "default_original_threshold")]
+    pub original_threshold: f64,
+    /// Earlier output folders whose accepted pairs new pairs must not
+    /// repeat.
+    #[serde(default)]
+    pub against: Vec<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_ngram() -> usize {
+    3
+}
+fn default_bands() -> usize {
+    16
+}
+fn default_rows() -> usize {
+    8
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_threshold() -> f64 {
+    0.8
+}
+fn default_original_threshold() -> f64 {
+    0.9
+}
+
+impl Default for NearDedupConfig {
+    fn default() -> Self {
+        NearDedupConfig {
+            enabled: true,
+            ngram: default_ngram(),
+            bands: default_bands(),
+            rows: default_rows(),
+            seed: default_seed(),
+            threshold: default_threshold(),
+            original_threshold: default_original_threshold(),
+            against: Vec::new(),
+        }
+    }
+}
+
+impl NearDedupConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ngram == 0 || self.bands == 0 || self.rows == 0 {
+            return Err("[dedup.near]: ngram, bands and rows must be at least 1".into());
+        }
+        if self.bands * self.rows > 1024 {
+            return Err("[dedup.near]: bands × rows must be at most 1024".into());
+        }
+        for (name, v) in [
+            ("threshold", self.threshold),
+            ("original_threshold", self.original_threshold),
+        ] {
+            if !(0.0..=1.0).contains(&v) || v == 0.0 {
+                return Err(format!("[dedup.near] {name} must be in (0, 1], got {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 64-bit FNV-1a, finished with a splitmix64 mix: stable across runs,
+/// platforms and versions (std's hasher is not).
+pub fn hash64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h ^= 0x1f;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    mix64(h)
+}
+
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The MinHash family: `bands × rows` seeded permutations.
+#[derive(Debug, Clone)]
+pub struct MinHasher {
+    ngram: usize,
+    bands: usize,
+    rows: usize,
+    a: Vec<u64>,
+    b: Vec<u64>,
+}
+
+/// A text's signature: one minimum per permutation (`None` for a text
+/// without words).
+pub type Signature = Vec<u64>;
+
+impl MinHasher {
+    pub fn new(ngram: usize, bands: usize, rows: usize, seed: u64) -> Self {
+        let n = bands * rows;
+        let mut state = seed;
+        let mut next = || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            mix64(state) % MERSENNE_61
+        };
+        let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            a.push(next().max(1));
+            b.push(next());
+        }
+        MinHasher {
+            ngram,
+            bands,
+            rows,
+            a,
+            b,
+        }
+    }
+
+    pub fn from_config(c: &NearDedupConfig) -> Self {
+        Self::new(c.ngram, c.bands, c.rows, c.seed)
+    }
+
+    pub fn num_perm(&self) -> usize {
+        self.a.len()
+    }
+
+    /// Hashes of the text's padded word n-grams.
+    pub fn shingles(&self, text: &str) -> Vec<u64> {
+        let w = words(text);
+        if w.is_empty() {
+            return Vec::new();
+        }
+        let pad = self.ngram - 1;
+        let mut toks: Vec<&[u8]> = Vec::with_capacity(w.len() + 2 * pad);
+        toks.extend(std::iter::repeat_n(&b"\x02"[..], pad));
+        toks.extend(w.iter().map(|s| s.as_bytes()));
+        toks.extend(std::iter::repeat_n(&b"\x03"[..], pad));
+        let mut out: Vec<u64> = toks.windows(self.ngram).map(hash64).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The signature of a set of shingle hashes.
+    pub fn signature_of(&self, shingles: &[u64]) -> Option<Signature> {
+        if shingles.is_empty() {
+            return None;
+        }
+        let mut sig = vec![u64::MAX; self.num_perm()];
+        for &s in shingles {
+            let x = s % MERSENNE_61;
+            for (i, m) in sig.iter_mut().enumerate() {
+                let v = mul_mod_61(self.a[i], x).wrapping_add(self.b[i]) % MERSENNE_61;
+                if v < *m {
+                    *m = v;
+                }
+            }
+        }
+        Some(sig)
+    }
+
+    pub fn signature(&self, text: &str) -> Option<Signature> {
+        self.signature_of(&self.shingles(text))
+    }
+
+    /// One bucket key per band, scoped by `scope` (context and field).
+    pub fn band_keys(&self, scope: u64, sig: &[u64]) -> Vec<u64> {
+        (0..self.bands)
+            .map(|band| {
+                let mut h = mix64(scope ^ (band as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                for &v in &sig[band * self.rows..(band + 1) * self.rows] {
+                    h = mix64(h ^ v);
+                }
+                h
+            })
+            .collect()
+    }
+}
+
+fn mul_mod_61(a: u64, x: u64) -> u64 {
+    let p = u128::from(a) * u128::from(x);
+    let lo = (p & u128::from(MERSENNE_61)) as u64;
+    let hi = (p >> 61) as u64;
+    let s = lo + hi;
+    if s >= MERSENNE_61 { s - MERSENNE_61 } else { s }
+}
+
+/// Signatures as kept in memory and in the run state: 16 bits a slot.
+/// Unrelated slots then agree by chance with probability 2⁻¹⁶, which the
+/// estimate corrects for (Li & König's b-bit minwise hashing).
+pub fn compact(sig: &[u64]) -> Vec<u16> {
+    sig.iter().map(|&v| (mix64(v) & 0xffff) as u16).collect()
+}
+
+/// Estimated Jaccard similarity of two compact signatures.
+pub fn estimate(a: &[u16], b: &[u16]) -> f64 {
+    let agree = a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64;
+    let chance = 1.0 / 65536.0;
+    ((agree - chance) / (1.0 - chance)).clamp(0.0, 1.0)
+}
+
+/// Where a remembered pair came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    /// Accepted in this run, from the source at this position.
+    Run(u64),
+    /// An accepted pair of an earlier output folder (index into `against`).
+    Earlier(usize),
+}
+
+/// One remembered pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub origin: Origin,
+    /// The pair id's 64 bits (pair ids are 16 hex digits).
+    pub pair: u64,
+    pub bands: Vec<u64>,
+    pub sig: Vec<u16>,
+}
+
+/// Scope of a pair's buckets: the unedited context and the edited field,
+/// as the shards store them (`context` column, `edited_field` column).
+pub fn scope(context: Option<&str>, edited_field: &str) -> u64 {
+    let ctx = context.map(crate::text::normalize).unwrap_or_default();
+    hash64(&[ctx.as_bytes(), edited_field.as_bytes()])
+}
+
+fn pair_bits(pair_id: &str) -> u64 {
+    u64::from_str_radix(pair_id, 16).unwrap_or_else(|_| hash64(&[pair_id.as_bytes()]))
+}
+
+pub struct NearDedup {
+    config: NearDedupConfig,
+    hasher: MinHasher,
+    entries: Vec<Entry>,
+    buckets: HashMap<u64, Vec<u32>>,
+    /// Entries added since the last [`NearDedup::take_new`].
+    new_from: usize,
+    /// Entries that came from `against` folders (not persisted).
+    earlier: usize,
+}
+
+impl NearDedup {
+    pub fn new(config: NearDedupConfig) -> Self {
+        NearDedup {
+            hasher: MinHasher::from_config(&config),
+            config,
+            entries: Vec::new(),
+            buckets: HashMap::new(),
+            new_from: 0,
+            earlier: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        let idx = self.entries.len() as u32;
+        for &k in &entry.bands {
+            let slot = self.buckets.entry(k).or_default();
+            if slot.last() != Some(&idx) {
+                slot.push(idx);
+            }
+        }
+        self.entries.push(entry);
+    }
+
+    /// Remember the accepted pairs of earlier output folders. Call before
+    /// [`NearDedup::restore`] and before any batch.
+    pub fn load_earlier(&mut self) -> Result<usize, String> {
+        let mut n = 0;
+        for (i, dir) in self.config.against.clone().iter().enumerate() {
+            for (pair_id, edited, context, field) in read_accepted(dir)? {
+                let Some(sig) = self.hasher.signature(&edited) else {
+                    continue;
+                };
+                let bands = self
+                    .hasher
+                    .band_keys(scope(context.as_deref(), &field), &sig);
+                self.insert(Entry {
+                    origin: Origin::Earlier(i),
+                    pair: pair_bits(&pair_id),
+                    bands,
+                    sig: compact(&sig),
+                });
+                n += 1;
+            }
+        }
+        self.earlier = self.entries.len();
+        self.new_from = self.entries.len();
+        Ok(n)
+    }
+
+    /// Start from the entries of pairs already committed (a resumed run).
+    pub fn restore(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        for e in entries {
+            self.insert(e);
+        }
+        self.new_from = self.entries.len();
+    }
+
+    /// Entries added since the last call, for the run state.
+    pub fn take_new(&mut self) -> Vec<Entry> {
+        let out = self.entries[self.new_from..].to_vec();
+        self.new_from = self.entries.len();
+        out
+    }
+
+    /// The first remembered entry at or above the threshold.
+    fn find(&self, bands: &[u64], sig: &[u16]) -> Option<(usize, f64)> {
+        let mut seen: Vec<u32> = Vec::new();
+        for k in bands {
+            if let Some(list) = self.buckets.get(k) {
+                seen.extend(list);
+            }
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        seen.into_iter().find_map(|i| {
+            let j = estimate(&self.entries[i as usize].sig, sig);
+            (j >= self.config.threshold).then_some((i as usize, j))
+        })
+    }
+
+    /// Reject live candidates that collapse back to their original or
+    /// repeat a pair already accepted (in this run or an earlier folder);
+    /// remember the others.
+    pub fn apply(&mut self, batch: &mut SourceBatch) {
+        let seq = batch.example.seq;
+        let mut originals: HashMap<String, Option<Vec<u16>>> = HashMap::new();
+        let mut scopes: HashMap<String, u64> = HashMap::new();
+        for c in batch.candidates.iter_mut() {
+            if c.is_rejected() {
+                continue;
+            }
+            let scope_key = *scopes.entry(c.edited_field.clone()).or_insert_with(|| {
+                scope(
+                    batch_context_of(&batch.example, c).as_deref(),
+                    &c.edited_field,
+                )
+            });
+            let Some(sig) = self.hasher.signature(&c.edited) else {
+                continue;
+            };
+            let small = compact(&sig);
+            let original = originals
+                .entry(c.edited_field.clone())
+                .or_insert_with(|| self.hasher.signature(&c.original).map(|s| compact(&s)));
+            if let Some(o) = original {
+                let j = estimate(o, &small);
+                if j >= self.config.original_threshold {
+                    c.reject(
+                        STAGE,
+                        "near_duplicate_of_original",
+                        format!(
+                            "estimated Jaccard {j:.2} with the original ≥ {}",
+                            self.config.original_threshold
+                        ),
+                    );
+                    continue;
+                }
+            }
+            let bands = self.hasher.band_keys(scope_key, &sig);
+            match self.find(&bands, &small) {
+                Some((i, j)) => reject_as_duplicate(c, &self.entries[i], j, seq, &self.config),
+                None => self.insert(Entry {
+                    origin: Origin::Run(seq),
+                    pair: pair_bits(&c.pair_id),
+                    bands,
+                    sig: small,
+                }),
+            }
+        }
+    }
+}
+
+fn batch_context_of(example: &crate::record::SourceExample, c: &Candidate) -> Option<String> {
+    let parts: Vec<&str> = example
+        .fields
+        .iter()
+        .filter(|(k, _)| k.as_str() != c.edited_field && k.as_str() != "label")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("\n"))
+}
+
+fn reject_as_duplicate(
+    c: &mut Candidate,
+    first: &Entry,
+    j: f64,
+    seq: u64,
+    config: &NearDedupConfig,
+) {
+    let (reason, detail) = match &first.origin {
+        Origin::Run(s) if *s == seq => (
+            "near_duplicate_within_source",
+            format!(
+                "estimated Jaccard {j:.2} with pair {:016x} of this source",
+                first.pair
+            ),
+        ),
+        Origin::Run(s) => (
+            "near_duplicate_across_sources",
+            format!(
+                "estimated Jaccard {j:.2} with pair {:016x} of source #{s}",
+                first.pair
+            ),
+        ),
+        Origin::Earlier(i) => (
+            "near_duplicate_of_earlier_output",
+            format!(
+                "estimated Jaccard {j:.2} with pair {:016x} in `{}`",
+                first.pair,
+                config.against[*i].display()
+            ),
+        ),
+    };
+    c.reject(STAGE, reason, detail);
+}
+
+/// An accepted pair of an earlier output folder: pair_id, edited,
+/// context, edited_field.
+pub type EarlierPair = (String, String, Option<String>, String);
+
+/// Every accepted pair of an earlier output folder, in shard order.
+pub fn read_accepted(dir: &Path) -> Result<Vec<EarlierPair>, String> {
+    let manifest = crate::sink::Manifest::read(dir).map_err(|e| {
+        format!(
+            "--against `{}`: not a foil output folder (no readable manifest.json: {e})",
+            dir.display()
+        )
+    })?;
+    let frames = crate::sink::shards::read_shards(dir, &manifest.shards)
+        .map_err(|e| format!("--against `{}`: reading shards: {e}", dir.display()))?;
+    let mut out = Vec::new();
+    for df in frames {
+        let col = |name: &str| -> Result<Vec<Option<String>>, String> {
+            let c = df
+                .column(name)
+                .map_err(|e| format!("--against `{}`: {e}", dir.display()))?;
+            let s = c
+                .str()
+                .map_err(|e| format!("--against `{}`: column `{name}`: {e}", dir.display()))?;
+            Ok(s.iter().map(|v| v.map(str::to_string)).collect())
+        };
+        let (ids, edited, context, field) = (
+            col("pair_id")?,
+            col("edited")?,
+            col("context")?,
+            col("edited_field")?,
+        );
+        for i in 0..ids.len() {
+            out.push((
+                ids[i].clone().unwrap_or_default(),
+                edited[i].clone().unwrap_or_default(),
+                context[i].clone(),
+                field[i].clone().unwrap_or_else(|| "text".into()),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_seeded_and_stable() {
+        let h = MinHasher::new(3, 16, 8, 1);
+        let a = h.signature("a man slices bread on a wooden board").unwrap();
+        assert_eq!(
+            a,
+            h.signature("A man slices bread, on a wooden board.")
+                .unwrap()
+        );
+        let other_seed = MinHasher::new(3, 16, 8, 2);
+        assert_ne!(
+            a,
+            other_seed
+                .signature("a man slices bread on a wooden board")
+                .unwrap()
+        );
+        assert!(h.signature("  ...  ").is_none());
+    }
+
+    #[test]
+    fn short_texts_still_have_shingles() {
+        let h = MinHasher::new(5, 4, 4, 1);
+        assert!(!h.shingles("hello").is_empty());
+        assert_ne!(h.shingles("hello"), h.shingles("goodbye"));
+    }
+
+    #[test]
+    fn one_word_edit_of_a_short_text_is_not_the_original() {
+        let c = NearDedupConfig::default();
+        let h = MinHasher::from_config(&c);
+        let o = compact(
+            &h.signature("a man slices bread on a wooden board in the kitchen")
+                .unwrap(),
+        );
+        let e = compact(
+            &h.signature("a man slices cheese on a wooden board in the kitchen")
+                .unwrap(),
+        );
+        assert!(
+            estimate(&o, &e) < c.original_threshold,
+            "{}",
+            estimate(&o, &e)
+        );
+        assert_eq!(estimate(&o, &o), 1.0);
+    }
+
+    #[test]
+    fn band_keys_depend_on_scope() {
+        let h = MinHasher::new(3, 16, 8, 1);
+        let s = h.signature("the cat sat").unwrap();
+        assert_ne!(h.band_keys(1, &s), h.band_keys(2, &s));
+        assert_eq!(h.band_keys(1, &s), h.band_keys(1, &s));
+    }
+}
