@@ -16,3 +16,5 @@ mod pipelines;
 mod prompts;
 mod reliability;
 mod sources;
+mod span_swap;
+mod verify;
