@@ -2,8 +2,8 @@
 //! llama-server with SmolLM2-135M-Instruct, built and started by
 //! `scripts/llm-server` (scripts/test builds it first; it is cached under
 //! ~/.cache/foil). The model is far too small for good edits: this checks
-//! the plumbing — schema-conforming candidates, provenance, usage, funnel —
-//! not quality.
+//! the plumbing — schema-conforming candidates, provenance, usage, funnel,
+//! the same server as verification judge — not quality.
 
 use std::process::Command;
 
@@ -59,6 +59,8 @@ fn every_task_preset_runs_through_a_real_local_llm_server() {
                 "4",
                 "--quiet",
             ])
+            // The same server as the verification judge.
+            .args(["--verify-url", &server.url, "--verify-model", "smollm2"])
             .current_dir(repo())
             .assert();
         let code = run.get_output().status.code();
@@ -92,7 +94,24 @@ fn every_task_preset_runs_through_a_real_local_llm_server() {
             .chain(read_rows(out.path(), "rejected_shards"))
             .collect();
         assert!(!rows.is_empty(), "{task}");
+        assert!(m["prompts"]["verify"].is_string(), "{task}");
         for r in &rows {
+            // Whatever reached the judge carries its scores (or says why
+            // not); accepted pairs always passed it.
+            let field = |k: &str| r.get(k).cloned().unwrap_or_default();
+            let stage = field("reject_stage");
+            let reached_verify = stage.is_null() || stage == "verify";
+            if reached_verify && field("reject_reason") != "verdict_unusable" {
+                for k in [
+                    "verify_relation",
+                    "verify_label",
+                    "verify_fluent",
+                    "verify_minimal",
+                ] {
+                    let v = r[k].as_f64().unwrap_or(-1.0);
+                    assert!((0.0..=1.0).contains(&v), "{task}: {k} = {}", r[k]);
+                }
+            }
             assert_eq!(r["generator"], "llm:smollm2");
             assert_eq!(r["prompt_sha256"].as_str(), Some(sha.as_str()));
             let et = r["edit_type"].as_str().unwrap();
