@@ -32,6 +32,143 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Summarise an output folder: counts, funnel, sample pairs.
     Inspect(InspectArgs),
+    /// Send pairs to people and bring their verdicts back.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// Precision and recall of each filter's accept decision against the
+    /// reviewed verdicts, over a sweep of thresholds.
+    Calibrate(CalibrateArgs),
+    /// Accuracy and contrast consistency of a model's predictions.
+    Eval(EvalArgs),
+    /// Write a self-contained HTML report of an output folder.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Create (or reuse) a Label Studio project and import pairs as tasks.
+    Push(ReviewPushArgs),
+    /// Export annotations from Label Studio into DIR/reviewed/.
+    Pull(ReviewPullArgs),
+    /// Write pairs for other queues: csv, jsonl (spreadsheets) or argilla.
+    Export(ReviewExportArgs),
+    /// Read decisions back from a filled CSV/JSONL or an Argilla export.
+    Import(ReviewImportArgs),
+}
+
+/// Which pairs to send for review.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Send at most this many pairs (default: all).
+    #[arg(long)]
+    pub sample: Option<usize>,
+    /// How to choose them: stratified by edit type, or the lowest
+    /// verification score (else similarity) first.
+    #[arg(long, value_parser = ["stratified", "lowest-score"], default_value = "stratified")]
+    pub by: String,
+    /// Include pairs the filters rejected (to calibrate them).
+    #[arg(long)]
+    pub include_rejected: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LabelStudioArgs {
+    /// Label Studio base URL.
+    #[arg(long = "label-studio", value_name = "URL")]
+    pub url: String,
+    /// Project title (created on push when missing).
+    #[arg(long)]
+    pub project: String,
+    /// Environment variable holding the API token.
+    #[arg(long, default_value = "LABEL_STUDIO_API_KEY")]
+    pub token_env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewPushArgs {
+    /// An output folder of `foil generate` or `foil run`.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub server: LabelStudioArgs,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewPullArgs {
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub server: LabelStudioArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewExportArgs {
+    pub dir: PathBuf,
+    #[arg(long, value_parser = ["csv", "jsonl", "argilla"])]
+    pub format: String,
+    /// File (csv, jsonl) or folder (argilla) to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewImportArgs {
+    pub dir: PathBuf,
+    /// A filled CSV or JSONL from `review export`, or Argilla records with
+    /// responses (JSON or JSONL).
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    pub dir: PathBuf,
+    /// Precision the suggested thresholds must reach.
+    #[arg(long, default_value_t = 0.9)]
+    pub target_precision: f64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A contrast set (output folder).
+    pub dir: PathBuf,
+    /// JSONL: `{"id": ..., "prediction": ...}`; an id equal to a source_id
+    /// is the prediction on the original, one equal to a pair_id on that
+    /// edit.
+    #[arg(long)]
+    pub predictions: PathBuf,
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use only pairs people accepted or fixed (DIR/reviewed/).
+    #[arg(long)]
+    pub reviewed_only: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    pub dir: PathBuf,
+    /// Where to write the page (default DIR/report.html).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Sample pairs shown in the table.
+    #[arg(long, default_value_t = 50)]
+    pub samples: usize,
 }
 
 #[derive(Debug, Args)]

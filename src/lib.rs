@@ -16,6 +16,7 @@ pub mod filter;
 pub mod generate;
 pub mod llm;
 pub mod record;
+pub mod review;
 pub mod runtime;
 pub mod sink;
 pub mod source;

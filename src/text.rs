@@ -62,6 +62,88 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// One piece of a word-level diff, in the original's spelling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Diff<'a> {
+    Same(&'a str),
+    Removed(&'a str),
+    Added(&'a str),
+}
+
+/// Word-level diff of two texts (longest common subsequence over tokens
+/// compared after normalisation, so case and edge punctuation do not count
+/// as edits). Tokens keep their own spelling.
+pub fn word_diff<'a>(a: &'a str, b: &'a str) -> Vec<Diff<'a>> {
+    let ta: Vec<&str> = a.split_whitespace().collect();
+    let tb: Vec<&str> = b.split_whitespace().collect();
+    let key = |t: &str| {
+        t.trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase()
+    };
+    let (ka, kb): (Vec<String>, Vec<String>) = (
+        ta.iter().map(|t| key(t)).collect(),
+        tb.iter().map(|t| key(t)).collect(),
+    );
+    let (n, m) = (ta.len(), tb.len());
+    // lcs[i][j]: LCS length of ka[i..] and kb[j..].
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if ka[i] == kb[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::with_capacity(n.max(m)));
+    while i < n && j < m {
+        if ka[i] == kb[j] {
+            out.push(Diff::Same(tb[j]));
+            i += 1;
+            j += 1;
+        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+            out.push(Diff::Removed(ta[i]));
+            i += 1;
+        } else {
+            out.push(Diff::Added(tb[j]));
+            j += 1;
+        }
+    }
+    out.extend(ta[i..].iter().map(|t| Diff::Removed(t)));
+    out.extend(tb[j..].iter().map(|t| Diff::Added(t)));
+    out
+}
+
+/// Escape text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The edit as HTML: removed words in `<del>`, added words in `<ins>`.
+pub fn diff_html(a: &str, b: &str) -> String {
+    word_diff(a, b)
+        .iter()
+        .map(|d| match d {
+            Diff::Same(t) => html_escape(t),
+            Diff::Removed(t) => format!("<del>{}</del>", html_escape(t)),
+            Diff::Added(t) => format!("<ins>{}</ins>", html_escape(t)),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Cosine similarity; 0 when either vector is zero.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
@@ -83,6 +165,23 @@ mod tests {
 
     fn w(s: &str) -> Vec<String> {
         words(s)
+    }
+
+    #[test]
+    fn word_diff_marks_only_the_edit() {
+        assert_eq!(
+            diff_html("The man is tall.", "the man is not <tall>"),
+            "the man is <ins>not</ins> &lt;tall&gt;"
+        );
+        assert_eq!(
+            word_diff("a b c", "a x c"),
+            vec![
+                Diff::Same("a"),
+                Diff::Removed("b"),
+                Diff::Added("x"),
+                Diff::Same("c")
+            ]
+        );
     }
 
     #[test]

@@ -1,11 +1,17 @@
 //! One file per subcommand. Commands return `anyhow::Result`; `main` maps a
 //! [`crate::UsageError`] anywhere in the chain to exit code 2.
 
+mod calibrate;
+mod eval;
 mod generate;
 mod inspect;
+mod report;
+mod review;
 mod run;
 mod summary;
 mod validate;
+
+pub use eval::{EvalReport, evaluate, read_predictions};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +49,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(*args, quiet),
         Command::Validate(args) => validate::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Review(cmd) => review::run(cmd),
+        Command::Calibrate(args) => calibrate::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

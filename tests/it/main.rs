@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod determinism;
 mod embed;
+mod evaluate;
 mod llm;
 mod local_llm;
 mod near_dedup;

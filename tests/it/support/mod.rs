@@ -145,3 +145,80 @@ pub fn assert_funnel_adds_up(m: &Value) {
         );
     }
 }
+
+/// Every row of a data frame as JSON values.
+pub fn frame_rows(df: &DataFrame) -> Vec<BTreeMap<String, Value>> {
+    rows_of(df)
+}
+
+/// What headless Chromium made of a page.
+pub struct ChromiumRun {
+    /// The DOM after scripts ran (`--dump-dom`).
+    pub dom: String,
+    /// Every console message the page produced (our pages log nothing, so
+    /// any message is a problem).
+    pub console_errors: Vec<String>,
+}
+
+/// Render `page` in headless Chromium (Debian's `chromium`, installed by
+/// `scripts/test`): a screenshot to `shot`, the DOM after scripts, and the
+/// console messages from Chromium's log.
+pub fn chromium(page: &Path, shot: &Path) -> ChromiumRun {
+    let url = format!("file://{}", page.display());
+    let base = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-logging=stderr",
+        "--v=0",
+    ];
+    let out = std::process::Command::new("chromium")
+        .args(base)
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1280,2000")
+        .arg(&url)
+        .output()
+        .expect("chromium runs (scripts/test installs it)");
+    assert!(out.status.success(), "chromium failed: {out:?}");
+    let dom = std::process::Command::new("chromium")
+        .args(base)
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .expect("chromium runs");
+    let mut console_errors = Vec::new();
+    for stderr in [&out.stderr, &dom.stderr] {
+        for line in String::from_utf8_lossy(stderr).lines() {
+            if line.contains(":CONSOLE") {
+                console_errors.push(line.to_string());
+            }
+        }
+    }
+    ChromiumRun {
+        dom: String::from_utf8_lossy(&dom.stdout).into_owned(),
+        console_errors,
+    }
+}
+
+/// (distinct colours, fraction of dark pixels) of a PNG screenshot.
+pub fn png_stats(path: &Path) -> (usize, f64) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).expect("screenshot exists"),
+    ));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let channels = info.color_type.samples();
+    let bytes = &buf[..info.buffer_size()];
+    let mut colours = std::collections::HashSet::new();
+    let mut dark = 0usize;
+    let pixels = bytes.len() / channels;
+    for px in bytes.chunks_exact(channels) {
+        let rgb = [px[0], px[1.min(channels - 1)], px[2.min(channels - 1)]];
+        colours.insert(rgb);
+        if rgb.iter().map(|&c| u32::from(c)).sum::<u32>() < 200 {
+            dark += 1;
+        }
+    }
+    (colours.len(), dark as f64 / pixels.max(1) as f64)
+}

@@ -1,0 +1,210 @@
+//! `foil calibrate DIR`: how good each filter's accept decision is, judged
+//! by the verdicts people gave (`DIR/reviewed/`), at a sweep of
+//! thresholds — and the threshold that would have kept the most good pairs
+//! while staying at a target precision.
+//!
+//! A reviewed pair is *good* when its verdict is `accept`; `reject` and
+//! `fix` (not right as it stood) are *bad*. For a score and a threshold t a
+//! filter accepts when the score passes t (`≥ t` for scores where higher
+//! is better, `≤ t` where lower is); precision is good ÷ accepted, recall is
+//! accepted good ÷ all good. Reviewing some rejected pairs too (`review
+//! push --include-rejected`) is what lets calibration loosen a threshold.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::cli::CalibrateArgs;
+use crate::review::{PairRow, load_pairs, read_verdicts};
+
+/// (name, accept when higher?, score getter)
+type Score = (&'static str, bool, fn(&PairRow) -> Option<f64>);
+
+const SCORES: &[Score] = &[
+    ("similarity (min)", true, |p| p.similarity),
+    ("similarity (max)", false, |p| p.similarity),
+    ("word_edits (max)", false, |p| p.word_edits),
+    ("edit_ratio (max)", false, |p| p.edit_ratio),
+    ("verify_relation (min)", true, |p| p.verify_relation),
+    ("verify_label (min)", true, |p| p.verify_label),
+    ("verify_fluent (min)", true, |p| p.verify_fluent),
+    ("verify_minimal (min)", true, |p| p.verify_minimal),
+];
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    pub threshold: f64,
+    pub accepted: usize,
+    pub good_accepted: usize,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub score: String,
+    /// Reviewed pairs that have this score.
+    pub reviewed: usize,
+    pub good: usize,
+    pub sweep: Vec<Point>,
+    /// The threshold keeping the most good pairs at the target precision.
+    pub suggested: Option<Point>,
+}
+
+pub fn calibrate(pairs: &[(PairRow, bool)], target: f64) -> Vec<Calibration> {
+    let mut out = Vec::new();
+    for (name, higher, get) in SCORES {
+        let scored: Vec<(f64, bool)> = pairs
+            .iter()
+            .filter_map(|(p, good)| get(p).map(|s| (s, *good)))
+            .collect();
+        if scored.is_empty() {
+            continue;
+        }
+        let good = scored.iter().filter(|(_, g)| *g).count();
+        let mut thresholds: Vec<f64> = scored.iter().map(|(s, _)| *s).collect();
+        thresholds.sort_by(f64::total_cmp);
+        thresholds.dedup();
+        let sweep: Vec<Point> = thresholds
+            .iter()
+            .map(|&t| {
+                let pass = |s: f64| if *higher { s >= t } else { s <= t };
+                let accepted = scored.iter().filter(|(s, _)| pass(*s)).count();
+                let good_accepted = scored.iter().filter(|(s, g)| *g && pass(*s)).count();
+                Point {
+                    threshold: t,
+                    accepted,
+                    good_accepted,
+                    precision: (accepted > 0).then(|| good_accepted as f64 / accepted as f64),
+                    recall: (good > 0).then(|| good_accepted as f64 / good as f64),
+                }
+            })
+            .collect();
+        let suggested = sweep
+            .iter()
+            .filter(|p| p.precision.is_some_and(|x| x >= target))
+            .max_by(|a, b| {
+                a.good_accepted
+                    .cmp(&b.good_accepted)
+                    // Ties: the stricter threshold.
+                    .then_with(|| {
+                        if *higher {
+                            a.threshold.total_cmp(&b.threshold)
+                        } else {
+                            b.threshold.total_cmp(&a.threshold)
+                        }
+                    })
+            })
+            .cloned();
+        out.push(Calibration {
+            score: name.to_string(),
+            reviewed: scored.len(),
+            good,
+            sweep,
+            suggested,
+        });
+    }
+    out
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("  n/a".into(), |v| format!("{:5.1}%", v * 100.0))
+}
+
+pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&args.target_precision) {
+        return Err(crate::UsageError::new("--target-precision must be in [0, 1]").into());
+    }
+    let verdicts = read_verdicts(&args.dir)?;
+    let pairs: Vec<(PairRow, bool)> = load_pairs(&args.dir, true)?
+        .into_iter()
+        .filter_map(|p| {
+            let good = verdicts.get(&p.pair_id)?.0 == "accept";
+            Some((p, good))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return Err(crate::UsageError::new(format!(
+            "no reviewed pair of `{}` matches a pair in its shards",
+            args.dir.display()
+        ))
+        .into());
+    }
+    let result = calibrate(&pairs, args.target_precision);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "reviewed_pairs": pairs.len(),
+                "target_precision": args.target_precision,
+                "scores": result,
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} reviewed pairs ({} accepted by people); target precision {:.0}%",
+        pairs.len(),
+        pairs.iter().filter(|(_, g)| *g).count(),
+        args.target_precision * 100.0
+    );
+    for c in &result {
+        println!("\n{} — {} reviewed, {} good", c.score, c.reviewed, c.good);
+        println!("  threshold  accepted  precision  recall");
+        // At most ~10 rows: evenly spaced through the sweep.
+        let step = c.sweep.len().div_ceil(10).max(1);
+        for p in c.sweep.iter().step_by(step) {
+            println!(
+                "  {:>9.4}  {:>8}  {:>9}  {:>6}",
+                p.threshold,
+                p.accepted,
+                pct(p.precision),
+                pct(p.recall)
+            );
+        }
+        match &c.suggested {
+            Some(p) => println!(
+                "  suggested: {:.4} keeps {} good pairs at precision {} (recall {})",
+                p.threshold,
+                p.good_accepted,
+                pct(p.precision).trim(),
+                pct(p.recall).trim()
+            ),
+            None => println!("  no threshold reaches the target precision"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_counts_by_hand() {
+        let p = |sim: f64| PairRow {
+            similarity: Some(sim),
+            ..PairRow::default()
+        };
+        // Good pairs at 0.6, 0.7, 0.8; bad at 0.5 and 0.9.
+        let pairs = vec![
+            (p(0.5), false),
+            (p(0.6), true),
+            (p(0.7), true),
+            (p(0.8), true),
+            (p(0.9), false),
+        ];
+        let c = calibrate(&pairs, 0.75);
+        let min = &c[0];
+        assert_eq!(min.score, "similarity (min)");
+        // ≥ 0.6 accepts 4, 3 good: precision 0.75, recall 1.
+        let at = min.sweep.iter().find(|x| x.threshold == 0.6).unwrap();
+        assert_eq!((at.accepted, at.good_accepted), (4, 3));
+        assert_eq!(at.precision, Some(0.75));
+        assert_eq!(at.recall, Some(1.0));
+        assert_eq!(min.suggested.as_ref().unwrap().threshold, 0.6);
+        let max = &c[1];
+        // ≤ 0.8 accepts 4, 3 good.
+        assert_eq!(max.suggested.as_ref().unwrap().threshold, 0.8);
+    }
+}

@@ -1,0 +1,648 @@
+//! Review queues: pairs out to people (Label Studio, Argilla, CSV/JSONL),
+//! their verdicts back in through one path — validated, then written to
+//! `DIR/reviewed/` with agreement statistics — for `foil calibrate` and for
+//! anyone who wants only the pairs people accepted.
+//!
+//! A verdict is `accept` (the pair is right as it is), `reject` (it is not a
+//! valid contrast) or `fix` (it is, after the corrected text replaces the
+//! edit). Every queue's decisions become [`Annotation`]s; nothing is taken
+//! on trust, because the servers do not check results against their own
+//! configuration.
+
+pub mod flat;
+pub mod label_studio;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::sink::Manifest;
+
+pub const REVIEWED_DIR: &str = "reviewed";
+pub const VERDICTS: &[&str] = &["accept", "reject", "fix"];
+
+/// A pair as the review tools see it (read back from the shards).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PairRow {
+    pub pair_id: String,
+    pub source_id: String,
+    pub task: String,
+    pub original: String,
+    pub edited: String,
+    pub original_label: Option<String>,
+    pub edited_label: Option<String>,
+    pub relation: String,
+    pub edit_type: String,
+    pub context: Option<String>,
+    pub word_edits: Option<f64>,
+    pub edit_ratio: Option<f64>,
+    pub similarity: Option<f64>,
+    pub verify_relation: Option<f64>,
+    pub verify_label: Option<f64>,
+    pub verify_fluent: Option<f64>,
+    pub verify_minimal: Option<f64>,
+    /// Set for pairs a filter turned down.
+    pub reject_stage: Option<String>,
+    pub reject_reason: Option<String>,
+}
+
+impl PairRow {
+    /// The lowest verification score, if the pair was verified.
+    pub fn verify_min(&self) -> Option<f64> {
+        [
+            self.verify_relation,
+            self.verify_label,
+            self.verify_fluent,
+            self.verify_minimal,
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min)
+    }
+
+    /// One number for "how sure foil is": the lowest verification score,
+    /// else the similarity.
+    pub fn confidence(&self) -> Option<f64> {
+        self.verify_min().or(self.similarity)
+    }
+}
+
+fn col_strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+    match df.column(name).ok().and_then(|c| c.str().ok().cloned()) {
+        Some(s) => s.iter().map(|v| v.map(str::to_string)).collect(),
+        None => vec![None; df.height()],
+    }
+}
+
+fn col_f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    match df
+        .column(name)
+        .ok()
+        .and_then(|c| c.cast(&DataType::Float64).ok())
+        .and_then(|c| c.f64().ok().cloned())
+    {
+        Some(s) => s.iter().collect(),
+        None => vec![None; df.height()],
+    }
+}
+
+fn rows_of(df: &DataFrame) -> Vec<PairRow> {
+    let s = |n: &str| col_strs(df, n);
+    let f = |n: &str| col_f64s(df, n);
+    let (ids, sources, tasks, originals, edited) = (
+        s("pair_id"),
+        s("source_id"),
+        s("task"),
+        s("original"),
+        s("edited"),
+    );
+    let (ol, el, rel, et, ctx) = (
+        s("original_label"),
+        s("edited_label"),
+        s("relation"),
+        s("edit_type"),
+        s("context"),
+    );
+    let (we, er, sim) = (f("word_edits"), f("edit_ratio"), f("similarity"));
+    let (vr, vl, vf, vm) = (
+        f("verify_relation"),
+        f("verify_label"),
+        f("verify_fluent"),
+        f("verify_minimal"),
+    );
+    let (rs, rr) = (s("reject_stage"), s("reject_reason"));
+    (0..df.height())
+        .map(|i| PairRow {
+            pair_id: ids[i].clone().unwrap_or_default(),
+            source_id: sources[i].clone().unwrap_or_default(),
+            task: tasks[i].clone().unwrap_or_default(),
+            original: originals[i].clone().unwrap_or_default(),
+            edited: edited[i].clone().unwrap_or_default(),
+            original_label: ol[i].clone(),
+            edited_label: el[i].clone(),
+            relation: rel[i].clone().unwrap_or_else(|| "flip".into()),
+            edit_type: et[i].clone().unwrap_or_default(),
+            context: ctx[i].clone(),
+            word_edits: we[i],
+            edit_ratio: er[i],
+            similarity: sim[i],
+            verify_relation: vr[i],
+            verify_label: vl[i],
+            verify_fluent: vf[i],
+            verify_minimal: vm[i],
+            reject_stage: rs[i].clone(),
+            reject_reason: rr[i].clone(),
+        })
+        .collect()
+}
+
+/// The accepted pairs of an output folder (and its rejected ones too when
+/// asked), in shard order.
+pub fn load_pairs(dir: &Path, with_rejected: bool) -> anyhow::Result<Vec<PairRow>> {
+    let manifest = Manifest::read(dir).map_err(|e| {
+        crate::UsageError::new(format!(
+            "`{}` is not a foil output folder (manifest.json: {e})",
+            dir.display()
+        ))
+    })?;
+    let mut entries = manifest.shards.clone();
+    if with_rejected {
+        entries.extend(manifest.rejected_shards.iter().cloned());
+    }
+    let frames = crate::sink::shards::read_shards(dir, &entries)
+        .map_err(|e| anyhow::anyhow!("reading the shards of `{}`: {e}", dir.display()))?;
+    Ok(frames.iter().flat_map(rows_of).collect())
+}
+
+/// How to choose the pairs people see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// Round-robin over edit types (each shuffled by `seed`), so every type
+    /// is represented as evenly as the counts allow.
+    Stratified,
+    /// The pairs foil was least sure of first (lowest verification score,
+    /// else lowest similarity).
+    LowestScore,
+}
+
+/// Pick `n` pairs (all when `n` is `None`), deterministically.
+pub fn sample(pairs: &[PairRow], n: Option<usize>, how: Sampling, seed: u64) -> Vec<PairRow> {
+    let n = n.unwrap_or(pairs.len()).min(pairs.len());
+    match how {
+        Sampling::LowestScore => {
+            let mut v: Vec<&PairRow> = pairs.iter().collect();
+            v.sort_by(|a, b| {
+                let (x, y) = (
+                    a.confidence().unwrap_or(f64::INFINITY),
+                    b.confidence().unwrap_or(f64::INFINITY),
+                );
+                x.total_cmp(&y).then_with(|| a.pair_id.cmp(&b.pair_id))
+            });
+            v.into_iter().take(n).cloned().collect()
+        }
+        Sampling::Stratified => {
+            let mut by_type: BTreeMap<&str, Vec<&PairRow>> = BTreeMap::new();
+            for p in pairs {
+                by_type.entry(&p.edit_type).or_default().push(p);
+            }
+            for list in by_type.values_mut() {
+                // A seeded order that does not depend on input order.
+                list.sort_by_key(|p| {
+                    crate::dedup::near::hash64(&[p.pair_id.as_bytes(), &seed.to_le_bytes()])
+                });
+            }
+            let mut out = Vec::with_capacity(n);
+            let mut round = 0;
+            while out.len() < n {
+                let mut took = false;
+                for list in by_type.values() {
+                    if let Some(p) = list.get(round)
+                        && out.len() < n
+                    {
+                        out.push((*p).clone());
+                        took = true;
+                    }
+                }
+                if !took {
+                    break;
+                }
+                round += 1;
+            }
+            out
+        }
+    }
+}
+
+/// One person's decision on one pair, from any queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Annotation {
+    pub pair_id: String,
+    pub annotator: String,
+    pub verdict: String,
+    pub corrected: Option<String>,
+    /// `label-studio`, `argilla`, `csv`, `jsonl`.
+    pub queue: String,
+    /// Where it came from, for messages (`task 12, annotation 40`,
+    /// `decisions.csv:7`).
+    pub origin: String,
+}
+
+/// An annotation that failed validation, with where and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Invalid {
+    pub origin: String,
+    pub field: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: field `{}`: {}",
+            self.origin, self.field, self.problem
+        )
+    }
+}
+
+/// Check annotations against the pairs they are about: a known pair, a
+/// known verdict, corrected text for (and only needed for) `fix`.
+pub fn validate(
+    annotations: Vec<Annotation>,
+    known: &HashMap<&str, &PairRow>,
+) -> (Vec<Annotation>, Vec<Invalid>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for a in annotations {
+        let problem = if !known.contains_key(a.pair_id.as_str()) {
+            Some(("pair_id", format!("no pair `{}` in this folder", a.pair_id)))
+        } else if !VERDICTS.contains(&a.verdict.as_str()) {
+            Some((
+                "verdict",
+                format!("`{}` is not one of {}", a.verdict, VERDICTS.join(", ")),
+            ))
+        } else if a.verdict == "fix" && a.corrected.as_deref().is_none_or(|c| c.trim().is_empty()) {
+            Some((
+                "corrected",
+                "a `fix` verdict needs the corrected text".to_string(),
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some((field, problem)) => bad.push(Invalid {
+                origin: a.origin.clone(),
+                field: field.to_string(),
+                problem,
+            }),
+            None => ok.push(a),
+        }
+    }
+    (ok, bad)
+}
+
+/// Agreement over pairs that more than one person reviewed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    pub annotations: usize,
+    pub annotators: usize,
+    pub pairs_reviewed: usize,
+    /// Pairs with at least two annotations.
+    pub pairs_multiply_reviewed: usize,
+    /// Mean over those pairs of the fraction of annotator pairs agreeing.
+    pub percent_agreement: Option<f64>,
+    /// Fleiss' kappa over those pairs (annotation counts may differ per
+    /// pair: the per-item agreement uses each pair's own count).
+    pub fleiss_kappa: Option<f64>,
+    pub verdicts: BTreeMap<String, usize>,
+}
+
+pub fn agreement(by_pair: &BTreeMap<String, Vec<&Annotation>>) -> Agreement {
+    let mut a = Agreement::default();
+    let mut people = std::collections::BTreeSet::new();
+    let mut p_items = Vec::new();
+    let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut total_multi = 0usize;
+    for list in by_pair.values() {
+        a.annotations += list.len();
+        a.pairs_reviewed += 1;
+        for x in list {
+            people.insert(x.annotator.as_str());
+            *a.verdicts.entry(x.verdict.clone()).or_default() += 1;
+        }
+        let n = list.len();
+        if n < 2 {
+            continue;
+        }
+        a.pairs_multiply_reviewed += 1;
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for x in list {
+            *counts.entry(x.verdict.as_str()).or_default() += 1;
+            *totals.entry(x.verdict.as_str()).or_default() += 1;
+            total_multi += 1;
+        }
+        let agree: usize = counts.values().map(|c| c * (c - 1)).sum();
+        p_items.push(agree as f64 / (n * (n - 1)) as f64);
+    }
+    a.annotators = people.len();
+    if !p_items.is_empty() {
+        let p_bar = p_items.iter().sum::<f64>() / p_items.len() as f64;
+        a.percent_agreement = Some(p_bar);
+        let p_e: f64 = totals
+            .values()
+            .map(|&c| (c as f64 / total_multi as f64).powi(2))
+            .sum();
+        a.fleiss_kappa = if (1.0 - p_e).abs() < 1e-12 {
+            None
+        } else {
+            Some((p_bar - p_e) / (1.0 - p_e))
+        };
+    }
+    a
+}
+
+/// The majority verdict (ties: reject over fix over accept — the cautious
+/// reading) and the corrected text of the most recent `fix`.
+fn decide(list: &[&Annotation]) -> (String, Option<String>) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for x in list {
+        *counts.entry(x.verdict.as_str()).or_default() += 1;
+    }
+    let rank = |v: &str| match v {
+        "reject" => 2,
+        "fix" => 1,
+        _ => 0,
+    };
+    let verdict = counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(rank(a.0).cmp(&rank(b.0))))
+        .map(|(v, _)| v.to_string())
+        .unwrap_or_default();
+    let corrected = list
+        .iter()
+        .rev()
+        .find(|x| x.verdict == "fix")
+        .and_then(|x| x.corrected.clone());
+    (verdict, corrected)
+}
+
+/// A reviewed pair: the pair, the decided verdict, corrected text, and the
+/// annotations behind it.
+type Decided<'a> = (&'a PairRow, String, Option<String>, Vec<&'a Annotation>);
+
+/// What a pull or import leaves in `DIR/reviewed/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewSummary {
+    pub queue: String,
+    pub agreement: Agreement,
+    pub invalid: usize,
+    pub files: Vec<String>,
+}
+
+/// Write `reviewed/part-00000.parquet` (one row per reviewed pair: the pair,
+/// the decided verdict, corrected text, annotators, agreement),
+/// `reviewed/annotations.parquet` (one row per annotation),
+/// `reviewed/invalid.jsonl` and `reviewed/summary.json` — into a temp folder
+/// renamed into place, so a pull that fails leaves the last one intact.
+pub fn write_reviewed(
+    dir: &Path,
+    queue: &str,
+    pairs: &[PairRow],
+    annotations: &[Annotation],
+    invalid: &[Invalid],
+) -> anyhow::Result<ReviewSummary> {
+    let known: HashMap<&str, &PairRow> = pairs.iter().map(|p| (p.pair_id.as_str(), p)).collect();
+    let mut by_pair: BTreeMap<String, Vec<&Annotation>> = BTreeMap::new();
+    for a in annotations {
+        by_pair.entry(a.pair_id.clone()).or_default().push(a);
+    }
+    let stats = agreement(&by_pair);
+
+    let mut rows: Vec<Decided> = Vec::new();
+    for (id, list) in &by_pair {
+        let Some(p) = known.get(id.as_str()) else {
+            continue;
+        };
+        let (verdict, corrected) = decide(list);
+        rows.push((p, verdict, corrected, list.clone()));
+    }
+    let s = |f: &dyn Fn(&Decided) -> Option<String>| {
+        Column::new("x".into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let named = |c: Column, n: &str| c.with_name(n.into());
+    let cols = vec![
+        named(s(&|r| Some(r.0.pair_id.clone())), "pair_id"),
+        named(s(&|r| Some(r.0.source_id.clone())), "source_id"),
+        named(s(&|r| Some(r.0.task.clone())), "task"),
+        named(s(&|r| Some(r.0.original.clone())), "original"),
+        named(s(&|r| Some(r.0.edited.clone())), "edited"),
+        named(s(&|r| r.0.original_label.clone()), "original_label"),
+        named(s(&|r| r.0.edited_label.clone()), "edited_label"),
+        named(s(&|r| Some(r.0.edit_type.clone())), "edit_type"),
+        named(s(&|r| r.0.reject_stage.clone()), "reject_stage"),
+        named(s(&|r| Some(r.1.clone())), "verdict"),
+        named(s(&|r| r.2.clone()), "corrected"),
+        named(
+            s(&|r| {
+                Some(
+                    r.3.iter()
+                        .map(|a| a.annotator.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+            }),
+            "annotators",
+        ),
+        named(
+            s(&|r| {
+                Some(
+                    r.3.iter()
+                        .map(|a| a.verdict.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+            }),
+            "verdicts",
+        ),
+        Column::new(
+            "n_annotations".into(),
+            rows.iter().map(|r| r.3.len() as u32).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "agreement".into(),
+            rows.iter()
+                .map(|r| {
+                    let same = r.3.iter().filter(|a| a.verdict == r.1).count();
+                    same as f64 / r.3.len() as f64
+                })
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    let mut pairs_df = DataFrame::new(rows.len(), cols)?;
+    let a = |f: &dyn Fn(&Annotation) -> Option<String>, n: &str| {
+        Column::new(n.into(), annotations.iter().map(f).collect::<Vec<_>>())
+    };
+    let mut ann_df = DataFrame::new(
+        annotations.len(),
+        vec![
+            a(&|x| Some(x.pair_id.clone()), "pair_id"),
+            a(&|x| Some(x.annotator.clone()), "annotator"),
+            a(&|x| Some(x.verdict.clone()), "verdict"),
+            a(&|x| x.corrected.clone(), "corrected"),
+            a(&|x| Some(x.queue.clone()), "queue"),
+            a(&|x| Some(x.origin.clone()), "origin"),
+        ],
+    )?;
+
+    let final_dir = dir.join(REVIEWED_DIR);
+    let tmp = dir.join(format!(".{REVIEWED_DIR}.tmp"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir_all(&tmp)?;
+    let write = |df: &mut DataFrame, name: &str| -> anyhow::Result<()> {
+        let mut f = File::create(tmp.join(name))?;
+        ParquetWriter::new(&mut f)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(df)?;
+        f.sync_all()?;
+        Ok(())
+    };
+    write(&mut pairs_df, "part-00000.parquet")?;
+    write(&mut ann_df, "annotations.parquet")?;
+    let mut text = String::new();
+    for i in invalid {
+        text.push_str(&serde_json::to_string(i)?);
+        text.push('\n');
+    }
+    fs::write(tmp.join("invalid.jsonl"), text)?;
+    let summary = ReviewSummary {
+        queue: queue.to_string(),
+        agreement: stats,
+        invalid: invalid.len(),
+        files: vec![
+            "part-00000.parquet".into(),
+            "annotations.parquet".into(),
+            "invalid.jsonl".into(),
+        ],
+    };
+    fs::write(
+        tmp.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    if final_dir.exists() {
+        let old: PathBuf = dir.join(format!(".{REVIEWED_DIR}.old"));
+        if old.exists() {
+            fs::remove_dir_all(&old)?;
+        }
+        fs::rename(&final_dir, &old)?;
+        fs::rename(&tmp, &final_dir)?;
+        fs::remove_dir_all(&old)?;
+    } else {
+        fs::rename(&tmp, &final_dir)?;
+    }
+    Ok(summary)
+}
+
+/// The annotations an earlier pull or import left in `DIR/reviewed/`
+/// (none when there is no such folder).
+pub fn read_annotations(dir: &Path) -> anyhow::Result<Vec<Annotation>> {
+    let path = dir.join(REVIEWED_DIR).join("annotations.parquet");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let df = ParquetReader::new(File::open(&path)?).finish()?;
+    let c = |n: &str| col_strs(&df, n);
+    let (ids, who, verdict, corrected, queue, origin) = (
+        c("pair_id"),
+        c("annotator"),
+        c("verdict"),
+        c("corrected"),
+        c("queue"),
+        c("origin"),
+    );
+    Ok((0..df.height())
+        .map(|i| Annotation {
+            pair_id: ids[i].clone().unwrap_or_default(),
+            annotator: who[i].clone().unwrap_or_default(),
+            verdict: verdict[i].clone().unwrap_or_default(),
+            corrected: corrected[i].clone(),
+            queue: queue[i].clone().unwrap_or_default(),
+            origin: origin[i].clone().unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Verdicts of `DIR/reviewed/`: pair_id → (verdict, corrected).
+pub fn read_verdicts(dir: &Path) -> anyhow::Result<HashMap<String, (String, Option<String>)>> {
+    let path = dir.join(REVIEWED_DIR).join("part-00000.parquet");
+    let df = ParquetReader::new(File::open(&path).map_err(|e| {
+        crate::UsageError::new(format!(
+            "`{}`: {e} (pull or import reviews first: foil review pull|import)",
+            path.display()
+        ))
+    })?)
+    .finish()?;
+    let (ids, verdicts, corrected) = (
+        col_strs(&df, "pair_id"),
+        col_strs(&df, "verdict"),
+        col_strs(&df, "corrected"),
+    );
+    Ok((0..df.height())
+        .filter_map(|i| {
+            Some((
+                ids[i].clone()?,
+                (verdicts[i].clone()?, corrected[i].clone()),
+            ))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(pair: &str, who: &str, verdict: &str) -> Annotation {
+        Annotation {
+            pair_id: pair.into(),
+            annotator: who.into(),
+            verdict: verdict.into(),
+            corrected: None,
+            queue: "test".into(),
+            origin: "t".into(),
+        }
+    }
+
+    #[test]
+    fn agreement_and_kappa_match_a_hand_computed_case() {
+        // Two pairs, two annotators each: one agreement, one not.
+        let all = [
+            ann("p1", "a", "accept"),
+            ann("p1", "b", "accept"),
+            ann("p2", "a", "accept"),
+            ann("p2", "b", "reject"),
+            ann("p3", "a", "reject"),
+        ];
+        let mut by: BTreeMap<String, Vec<&Annotation>> = BTreeMap::new();
+        for a in &all {
+            by.entry(a.pair_id.clone()).or_default().push(a);
+        }
+        let g = agreement(&by);
+        assert_eq!(g.pairs_reviewed, 3);
+        assert_eq!(g.pairs_multiply_reviewed, 2);
+        assert_eq!(g.percent_agreement, Some(0.5));
+        // P_e = (3/4)^2 + (1/4)^2 = 0.625; kappa = (0.5 - 0.625) / 0.375.
+        let k = g.fleiss_kappa.unwrap();
+        assert!((k - (-1.0 / 3.0)).abs() < 1e-12, "{k}");
+    }
+
+    #[test]
+    fn ties_are_decided_cautiously() {
+        let (a, b) = (ann("p", "x", "accept"), ann("p", "y", "reject"));
+        assert_eq!(decide(&[&a, &b]).0, "reject");
+    }
+
+    #[test]
+    fn stratified_sampling_covers_every_type() {
+        let pairs: Vec<PairRow> = (0..30)
+            .map(|i| PairRow {
+                pair_id: format!("p{i}"),
+                edit_type: if i < 25 { "negation" } else { "antonym" }.into(),
+                ..PairRow::default()
+            })
+            .collect();
+        let s = sample(&pairs, Some(6), Sampling::Stratified, 1);
+        assert_eq!(s.iter().filter(|p| p.edit_type == "antonym").count(), 3);
+        let mut reversed = pairs.clone();
+        reversed.reverse();
+        let ids = |v: &[PairRow]| v.iter().map(|p| p.pair_id.clone()).collect::<Vec<_>>();
+        let mut a = ids(&s);
+        let mut b = ids(&sample(&reversed, Some(6), Sampling::Stratified, 1));
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "input order does not change the sample");
+    }
+}
