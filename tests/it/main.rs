@@ -16,6 +16,7 @@ mod pairs;
 mod pipelines;
 mod prompts;
 mod reliability;
+mod review;
 mod sources;
 mod span_swap;
 mod verify;
