@@ -42,6 +42,23 @@ pub enum Command {
     Eval(EvalArgs),
     /// Write a self-contained HTML report of an output folder.
     Report(ReportArgs),
+    /// Combine the worker folders of a sharded run: global exact and
+    /// near-duplicate dedup, evenly sized shards, one manifest.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The run's output folder, holding worker-i-of-N/ folders.
+    pub dir: PathBuf,
+    /// Where the merged contrast set goes.
+    #[arg(long)]
+    pub into: PathBuf,
+    /// Rows per merged shard (default: the pipeline's rows_per_shard).
+    #[arg(long)]
+    pub rows_per_shard: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,10 +348,31 @@ pub struct GenerateArgs {
     pub dedup: DedupArgs,
     #[command(flatten)]
     pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which slice of the sources this process takes (`generate` and `run`).
+/// Without `--shard`, the batch engine's environment decides: Slurm job
+/// arrays (`SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_COUNT`,
+/// `SLURM_ARRAY_TASK_MIN`) or Kubernetes Indexed Jobs
+/// (`JOB_COMPLETION_INDEX`, with the count from `--workers` or the
+/// pipeline's `workers`).
+#[derive(Debug, Args, Default)]
+pub struct ShardArgs {
+    /// Be worker i of N (0-based); output goes to DIR/worker-i-of-N/.
+    #[arg(long, value_name = "i/N", help_heading = "Workers")]
+    pub shard: Option<String>,
+    /// Number of workers, for an index from JOB_COMPLETION_INDEX.
+    #[arg(long, help_heading = "Workers")]
+    pub workers: Option<u32>,
+    /// Ignore the batch engine's environment variables.
+    #[arg(long, help_heading = "Workers")]
+    pub no_worker_env: bool,
 }
 
 /// Near-duplicate dedup flags (`generate` and `run`).
@@ -477,6 +515,8 @@ pub struct RunArgs {
     pub dedup: DedupArgs,
     #[command(flatten)]
     pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,

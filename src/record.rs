@@ -73,6 +73,19 @@ impl SourceExample {
         self.fields.get(name).map(String::as_str)
     }
 
+    /// The unedited fields other than the label (an NLI premise, a QA
+    /// context), joined by newlines in field-name order: the `context`
+    /// column of the shards, and what dedup compares alongside the edit.
+    pub fn context(&self, edited_field: &str) -> Option<String> {
+        let parts: Vec<&str> = self
+            .fields
+            .iter()
+            .filter(|(k, _)| k.as_str() != edited_field && k.as_str() != "label")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("\n"))
+    }
+
     /// `source_id` from the content when the input has no id column.
     pub fn content_id(task: &str, fields: &BTreeMap<String, String>) -> String {
         let mut parts: Vec<&str> = vec![task];

@@ -15,10 +15,13 @@ use crate::llm::budget::{BudgetConfig, Price};
 use crate::llm::cache::CacheMode;
 use crate::tasks;
 
-pub fn run(args: GenerateArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: GenerateArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let out = args.out.clone();
     let json = args.json;
-    let config = to_config(args)?;
+    let shard = std::mem::take(&mut args.shard);
+    let mut config = to_config(args)?;
+    let out = shard.apply(&mut config, out)?;
+    config.validate()?;
     super::execute(config, out, json, quiet)
 }
 
@@ -194,6 +197,8 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
                 .collect::<Result<_, _>>()?,
             ..BudgetConfig::default()
         },
+        workers: None,
+        shard: None,
     };
     let mut config = config;
     args.control.apply(&mut config);

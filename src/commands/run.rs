@@ -39,5 +39,7 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 args.pipeline.display()
             ))
         })?;
+    let out = args.shard.apply(&mut config, out)?;
+    config.validate()?;
     super::execute(config, out, args.json, quiet)
 }

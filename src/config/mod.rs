@@ -47,8 +47,64 @@ pub struct PipelineConfig {
     pub cache: CacheConfig,
     #[serde(default)]
     pub budget: crate::llm::budget::BudgetConfig,
+    /// Number of workers when the index comes from the environment without
+    /// a count (Kubernetes Indexed Jobs' `JOB_COMPLETION_INDEX`).
+    #[serde(default)]
+    pub workers: Option<u32>,
+    /// This process's slice of the sources (set by `--shard i/N` or the
+    /// batch engine's environment, not usually written in a file).
+    #[serde(default)]
+    pub shard: Option<ShardSpec>,
 }
 
+/// Worker `index` of `count`: takes the sources whose stable hash of
+/// `source_id` is `index` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardSpec {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl ShardSpec {
+    /// `i/N`.
+    pub fn parse(s: &str) -> Result<Self, UsageError> {
+        let bad = || UsageError::new(format!("--shard expects i/N with 0 <= i < N, got `{s}`"));
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let spec = ShardSpec {
+            index: i.trim().parse().map_err(|_| bad())?,
+            count: n.trim().parse().map_err(|_| bad())?,
+        };
+        spec.check().map_err(|_| bad())?;
+        Ok(spec)
+    }
+
+    pub fn check(&self) -> Result<(), UsageError> {
+        if self.count == 0 || self.index >= self.count {
+            return Err(UsageError::new(format!(
+                "shard {}/{}: need 0 <= index < count",
+                self.index, self.count
+            )));
+        }
+        Ok(())
+    }
+
+    /// Does this worker take the source with this id?
+    pub fn takes(&self, source_id: &str) -> bool {
+        crate::dedup::near::hash64(&[source_id.as_bytes()]) % u64::from(self.count)
+            == u64::from(self.index)
+    }
+
+    /// Bad rows have no id: they go by input position.
+    pub fn takes_position(&self, seq: u64) -> bool {
+        seq % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// The worker's folder inside the run's output folder.
+    pub fn folder(&self) -> String {
+        format!("worker-{:05}-of-{:05}", self.index, self.count)
+    }
+}
 /// Where LLM and embedding responses are cached.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -701,6 +757,9 @@ impl PipelineConfig {
                     }
                 }
             }
+        }
+        if let Some(s) = &self.shard {
+            s.check()?;
         }
         if self.dedup.near.enabled {
             self.dedup.near.validate().map_err(UsageError::new)?;

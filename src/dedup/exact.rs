@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::record::SourceBatch;
+use crate::record::{Candidate, SourceBatch};
 use crate::text::normalize;
 
 pub const STAGE: &str = "dedup";
@@ -36,19 +36,15 @@ impl ExactDedup {
         std::mem::take(&mut self.new)
     }
 
-    /// The hash state of a batch's unedited context (an NLI premise, a QA
-    /// context): the part of every candidate's key its source decides,
+    /// The hash state of a source's unedited context (an NLI premise, a
+    /// QA context): the part of every candidate's key its source decides,
     /// computed once per source.
-    fn context(batch: &SourceBatch, edited_field: &str) -> Sha256 {
+    fn context(context: Option<&str>) -> Sha256 {
         let mut h = Sha256::new();
-        for (name, value) in &batch.example.fields {
-            if name != edited_field && name != "label" {
-                h.update(name.as_bytes());
-                h.update([0x1f]);
-                h.update(normalize(value).as_bytes());
-                h.update([0x1e]);
-            }
+        if let Some(c) = context {
+            h.update(normalize(c).as_bytes());
         }
+        h.update([0x1e]);
         h
     }
 
@@ -65,23 +61,36 @@ impl ExactDedup {
 
     /// Reject live candidates whose edit was already accepted.
     pub fn apply(&mut self, batch: &mut SourceBatch) {
-        let seq = batch.example.seq;
+        let example = batch.example.clone();
+        self.check(example.seq, &mut batch.candidates, |f| example.context(f));
+    }
+
+    /// [`ExactDedup::apply`] for the candidates of the source at `seq`,
+    /// with `context_of(edited_field)` giving the source's unedited context
+    /// as the shards' `context` column holds it.
+    pub fn check(
+        &mut self,
+        seq: u64,
+        candidates: &mut [Candidate],
+        context_of: impl Fn(&str) -> Option<String>,
+    ) {
         // Every candidate of a task edits the same field; keep the context
         // state of the last field seen.
-        let mut context: Option<(&str, Sha256)> = None;
-        let mut keys: Vec<Option<[u8; 16]>> = Vec::with_capacity(batch.candidates.len());
-        for c in &batch.candidates {
+        let mut context: Option<(String, Sha256)> = None;
+        let mut keys: Vec<Option<[u8; 16]>> = Vec::with_capacity(candidates.len());
+        for c in candidates.iter() {
             if c.is_rejected() {
                 keys.push(None);
                 continue;
             }
             if context.as_ref().is_none_or(|(f, _)| *f != c.edited_field) {
-                context = Some((&c.edited_field, Self::context(batch, &c.edited_field)));
+                let state = Self::context(context_of(&c.edited_field).as_deref());
+                context = Some((c.edited_field.clone(), state));
             }
             let (_, state) = context.as_ref().expect("set above");
             keys.push(Some(Self::key(state, &c.edited_field, &c.edited)));
         }
-        for (c, key) in batch.candidates.iter_mut().zip(keys) {
+        for (c, key) in candidates.iter_mut().zip(keys) {
             let Some(key) = key else { continue };
             match self.seen.get(&key) {
                 Some(&first) if first == seq => c.reject(

@@ -406,19 +406,27 @@ impl NearDedup {
     /// repeat a pair already accepted (in this run or an earlier folder);
     /// remember the others.
     pub fn apply(&mut self, batch: &mut SourceBatch) {
-        let seq = batch.example.seq;
+        let example = batch.example.clone();
+        self.check(example.seq, &mut batch.candidates, |f| example.context(f));
+    }
+
+    /// [`NearDedup::apply`] for the candidates of the source at `seq`,
+    /// with `context_of(edited_field)` giving its unedited context.
+    pub fn check(
+        &mut self,
+        seq: u64,
+        candidates: &mut [Candidate],
+        context_of: impl Fn(&str) -> Option<String>,
+    ) {
         let mut originals: HashMap<String, Option<Vec<u16>>> = HashMap::new();
         let mut scopes: HashMap<String, u64> = HashMap::new();
-        for c in batch.candidates.iter_mut() {
+        for c in candidates.iter_mut() {
             if c.is_rejected() {
                 continue;
             }
-            let scope_key = *scopes.entry(c.edited_field.clone()).or_insert_with(|| {
-                scope(
-                    batch_context_of(&batch.example, c).as_deref(),
-                    &c.edited_field,
-                )
-            });
+            let scope_key = *scopes
+                .entry(c.edited_field.clone())
+                .or_insert_with(|| scope(context_of(&c.edited_field).as_deref(), &c.edited_field));
             let Some(sig) = self.hasher.signature(&c.edited) else {
                 continue;
             };
@@ -452,16 +460,6 @@ impl NearDedup {
             }
         }
     }
-}
-
-fn batch_context_of(example: &crate::record::SourceExample, c: &Candidate) -> Option<String> {
-    let parts: Vec<&str> = example
-        .fields
-        .iter()
-        .filter(|(k, _)| k.as_str() != c.edited_field && k.as_str() != "label")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join("\n"))
 }
 
 fn reject_as_duplicate(

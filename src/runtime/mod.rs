@@ -402,6 +402,7 @@ impl Pipeline {
         // an earlier invocation committed, stopping when asked.
         let (item_tx, mut item_rx) = mpsc::channel::<SourceItem>(256);
         let limit = self.config.source.limit;
+        let shard = self.config.shard;
         let stop = self.stop.clone();
         let reader = tokio::task::spawn_blocking(move || -> Result<bool, SourceError> {
             let mut examples = 0u64;
@@ -411,6 +412,8 @@ impl Pipeline {
                 }
                 let item = item?;
                 if matches!(item, SourceItem::Example(_)) {
+                    // The limit counts the input, not this worker's slice,
+                    // so N workers together see what one process sees.
                     if limit.is_some_and(|l| examples >= l) {
                         break;
                     }
@@ -418,6 +421,15 @@ impl Pipeline {
                 }
                 if item.seq() < skip_below {
                     continue;
+                }
+                if let Some(s) = &shard {
+                    let mine = match &item {
+                        SourceItem::Example(ex) => s.takes(&ex.source_id),
+                        SourceItem::Bad(bad) => s.takes_position(bad.seq),
+                    };
+                    if !mine {
+                        continue;
+                    }
                 }
                 if item_tx.blocking_send(item).is_err() {
                     return Ok(false);
@@ -814,7 +826,8 @@ impl SinkStage {
         if let Some(n) = &mut self.near {
             n.apply(&mut batch);
         }
-        for c in batch.candidates {
+        for (index, c) in batch.candidates.into_iter().enumerate() {
+            let index = index as u32;
             let stop = c.rejection.as_ref().map(|r| {
                 self.pair_stages
                     .iter()
@@ -844,7 +857,7 @@ impl SinkStage {
             if c.is_rejected() {
                 self.counts.rejected += 1;
                 if let Some(r) = &mut self.rejected {
-                    r.push(c, self.task.name, &example, self.task.edit_field);
+                    r.push(c, index, self.task.name, &example, self.task.edit_field);
                 }
             } else {
                 self.counts.accepted += 1;
@@ -854,7 +867,7 @@ impl SinkStage {
                     .entry(c.edit_type.clone())
                     .or_default() += 1;
                 self.accepted
-                    .push(c, self.task.name, &example, self.task.edit_field);
+                    .push(c, index, self.task.name, &example, self.task.edit_field);
             }
         }
         self.maybe_commit()

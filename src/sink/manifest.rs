@@ -111,6 +111,15 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Add another job's usage (a merged worker's), stage by stage.
+    pub fn add(&mut self, o: &Usage) {
+        for (k, v) in &o.stages {
+            self.stages.entry(k.clone()).or_default().add(v);
+        }
+        self.invalid_replies += o.invalid_replies;
+        self.total();
+    }
+
     /// Recompute the totals from the stages.
     pub fn total(&mut self) {
         let mut t = StageUsage::default();

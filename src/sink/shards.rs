@@ -20,11 +20,16 @@ pub struct ShardEntry {
 
 /// A pair ready to be written: the candidate and the source row's
 /// passthrough columns.
-struct Row {
-    candidate: Candidate,
-    task: &'static str,
-    context: Option<String>,
-    passthrough: Vec<(String, Option<String>)>,
+pub struct Row {
+    pub candidate: Candidate,
+    pub task: &'static str,
+    pub context: Option<String>,
+    pub passthrough: Vec<(String, Option<String>)>,
+    /// Input position of the source, and the candidate's position among
+    /// the source's candidates: together, the order a single process
+    /// decides dedup in (what `foil merge` restores across workers).
+    pub source_seq: u64,
+    pub index: u32,
 }
 
 /// The fixed columns; passthrough columns that collide get `source_`.
@@ -41,6 +46,8 @@ pub const PAIR_COLUMNS: &[&str] = &[
     "generator",
     "edited_field",
     "context",
+    "source_seq",
+    "candidate",
     "word_edits",
     "edit_ratio",
     "similarity",
@@ -97,27 +104,30 @@ impl ShardWriter {
 
     /// Queue a pair; the sink decides when buffered rows become a shard
     /// (always at a source boundary, so a checkpoint never splits a source).
+    /// `index` is the candidate's position among its source's candidates.
     pub fn push(
         &mut self,
         candidate: Candidate,
+        index: u32,
         task: &'static str,
         example: &SourceExample,
         edit_field: &str,
     ) {
         // Unedited fields other than the label (the NLI premise, a QA
         // context) travel with the pair.
-        let context: Vec<&str> = example
-            .fields
-            .iter()
-            .filter(|(k, _)| k.as_str() != edit_field && k.as_str() != "label")
-            .map(|(_, v)| v.as_str())
-            .collect();
         self.buffer.push(Row {
             candidate,
             task,
-            context: (!context.is_empty()).then(|| context.join("\n")),
+            context: example.context(edit_field),
             passthrough: example.passthrough.clone(),
+            source_seq: example.seq,
+            index,
         });
+    }
+
+    /// Queue a pair read back from another output folder (`foil merge`).
+    pub fn push_row(&mut self, row: Row) {
+        self.buffer.push(row);
     }
 
     /// Write whatever is buffered as one more shard.
@@ -172,6 +182,14 @@ fn to_frame(rows: &[Row], with_rejection: bool) -> PolarsResult<DataFrame> {
             s(&|r| Some(r.candidate.edited_field.clone())),
         ),
         str_col("context", s(&|r| r.context.clone())),
+        Column::new(
+            "source_seq".into(),
+            rows.iter().map(|r| r.source_seq).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "candidate".into(),
+            rows.iter().map(|r| r.index).collect::<Vec<_>>(),
+        ),
         Column::new(
             "word_edits".into(),
             rows.iter()
@@ -273,4 +291,136 @@ pub fn read_shards(dir: &Path, entries: &[ShardEntry]) -> PolarsResult<Vec<DataF
         .iter()
         .map(|e| ParquetReader::new(File::open(dir.join(&e.path))?).finish())
         .collect()
+}
+
+fn col_strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+    match df.column(name).ok().and_then(|c| c.str().ok().cloned()) {
+        Some(s) => s.iter().map(|v| v.map(str::to_string)).collect(),
+        None => vec![None; df.height()],
+    }
+}
+
+fn col_f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    match df
+        .column(name)
+        .ok()
+        .and_then(|c| c.cast(&DataType::Float64).ok())
+        .and_then(|c| c.f64().ok().cloned())
+    {
+        Some(s) => s.iter().collect(),
+        None => vec![None; df.height()],
+    }
+}
+
+/// Rows of written shards back as [`Row`]s (candidate, context,
+/// passthrough, position), for `foil merge`. Columns this version does not
+/// know are carried as passthrough.
+pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> PolarsResult<Vec<Row>> {
+    use crate::record::{Rejection, Relation, Scores, VerifyScores};
+    let mut out = Vec::new();
+    for df in read_shards(dir, entries)? {
+        let s = |n: &str| col_strs(&df, n);
+        let f = |n: &str| col_f64s(&df, n);
+        let (pair_id, source_id, original, edited) =
+            (s("pair_id"), s("source_id"), s("original"), s("edited"));
+        let (ol, el, relation, edit_type, generator, field, context) = (
+            s("original_label"),
+            s("edited_label"),
+            s("relation"),
+            s("edit_type"),
+            s("generator"),
+            s("edited_field"),
+            s("context"),
+        );
+        let (seq, index, we, er, sim) = (
+            f("source_seq"),
+            f("candidate"),
+            f("word_edits"),
+            f("edit_ratio"),
+            f("similarity"),
+        );
+        let (sha, temp, seed, rationale, ss, ts) = (
+            s("prompt_sha256"),
+            f("temperature"),
+            f("seed"),
+            s("rationale"),
+            s("source_span"),
+            s("target_span"),
+        );
+        let (vr, vl, vf, vm, ve) = (
+            f("verify_relation"),
+            f("verify_label"),
+            f("verify_fluent"),
+            f("verify_minimal"),
+            s("verify_explanation"),
+        );
+        let (rs, rr, rd) = (s("reject_stage"), s("reject_reason"), s("reject_detail"));
+        let passthrough_cols: Vec<(String, Vec<Option<String>>)> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .filter(|n| !PAIR_COLUMNS.contains(&n.as_str()))
+            .map(|n| {
+                let v = s(&n);
+                (n, v)
+            })
+            .collect();
+        for i in 0..df.height() {
+            let verify = match (vr[i], vl[i], vf[i], vm[i]) {
+                (Some(relation), Some(label), Some(fluent), Some(minimal)) => Some(VerifyScores {
+                    relation,
+                    label,
+                    fluent,
+                    minimal,
+                    explanation: ve[i].clone(),
+                }),
+                _ => None,
+            };
+            let candidate = Candidate {
+                pair_id: pair_id[i].clone().unwrap_or_default(),
+                source_id: source_id[i].clone().unwrap_or_default(),
+                edited_field: field[i].clone().unwrap_or_else(|| "text".into()),
+                original: original[i].clone().unwrap_or_default(),
+                edited: edited[i].clone().unwrap_or_default(),
+                original_label: ol[i].clone(),
+                edited_label: el[i].clone(),
+                relation: if relation[i].as_deref() == Some("invariant") {
+                    Relation::Invariant
+                } else {
+                    Relation::Flip
+                },
+                edit_type: edit_type[i].clone().unwrap_or_default(),
+                generator: generator[i].clone().unwrap_or_default(),
+                prompt_sha256: sha[i].clone(),
+                temperature: temp[i],
+                seed: seed[i].map(|x| x as u64),
+                rationale: rationale[i].clone(),
+                source_span: ss[i].clone(),
+                target_span: ts[i].clone(),
+                scores: Scores {
+                    word_edits: we[i].map(|x| x as u32),
+                    edit_ratio: er[i],
+                    similarity: sim[i],
+                    verify,
+                },
+                rejection: rs[i].clone().map(|stage| Rejection {
+                    stage,
+                    reason: rr[i].clone().unwrap_or_default(),
+                    detail: rd[i].clone().unwrap_or_default(),
+                }),
+            };
+            out.push(Row {
+                candidate,
+                task,
+                context: context[i].clone(),
+                passthrough: passthrough_cols
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v[i].clone()))
+                    .collect(),
+                source_seq: seq[i].map_or(0, |x| x as u64),
+                index: index[i].map_or(0, |x| x as u32),
+            });
+        }
+    }
+    Ok(out)
 }

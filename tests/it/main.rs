@@ -20,3 +20,4 @@ mod review;
 mod sources;
 mod span_swap;
 mod verify;
+mod workers;
