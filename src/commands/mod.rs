@@ -113,7 +113,7 @@ fn execute(
     } else if !quiet {
         if summary.outcome == Outcome::AlreadyComplete {
             println!(
-                "foil: `{}` is already complete ({} pairs); nothing to do",
+                "foil: `{}` is already complete ({} pairs) and its input has no new sources; nothing to do",
                 summary.out_dir.display(),
                 m.counts.accepted
             );

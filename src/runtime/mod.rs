@@ -93,7 +93,8 @@ impl Stop {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Complete,
-    /// A rerun of a run that had completed: nothing to do.
+    /// A rerun of a run that had completed, over an input with no new
+    /// sources: nothing to do.
     AlreadyComplete,
     Stopped(StopReason),
     Failed(String),
@@ -336,16 +337,9 @@ impl Pipeline {
             (Some(id), Some(cp)) if id == identity => Some(cp),
             _ => None,
         };
-        if let Some(cp) = &previous
-            && cp.complete
-            && let Ok(manifest) = Manifest::read(&out_dir)
-        {
-            return Ok(RunSummary {
-                out_dir,
-                manifest,
-                outcome: Outcome::AlreadyComplete,
-            });
-        }
+        // A rerun of a complete run is incremental: sources it has not seen
+        // (the input grew) are processed and appended; the rest skipped.
+        let incremental = previous.as_ref().is_some_and(|cp| cp.complete);
         match &previous {
             Some(cp) => {
                 let listed: Vec<String> = cp
@@ -369,11 +363,19 @@ impl Pipeline {
                     })?;
                 tracing::info!(next_seq = cp.next_seq, "resuming after the last checkpoint");
                 if mode != ProgressMode::Off {
-                    eprintln!(
-                        "foil: resuming `{}`: {} sources already committed",
-                        out_dir.display(),
-                        cp.next_seq
-                    );
+                    if incremental {
+                        eprintln!(
+                            "foil: `{}` is complete ({} sources); looking for new ones",
+                            out_dir.display(),
+                            cp.counts.sources
+                        );
+                    } else {
+                        eprintln!(
+                            "foil: resuming `{}`: {} sources already committed",
+                            out_dir.display(),
+                            cp.next_seq
+                        );
+                    }
                 }
             }
             None => {
@@ -383,7 +385,23 @@ impl Pipeline {
                 state.reset(&identity)?;
             }
         }
-        let skip_below = previous.as_ref().map_or(0, |cp| cp.next_seq);
+        let mut generation = state.generation()?;
+        if incremental {
+            generation += 1;
+            state.set_generation(generation)?;
+        }
+        // Sources of earlier generations are skipped by id; within this
+        // generation a resume skips by input position (which keeps
+        // duplicate rows exactly as an uninterrupted run treats them).
+        let skip_ids = match &previous {
+            Some(_) => state.sources_before(generation)?,
+            None => Default::default(),
+        };
+        let skip_below = match &previous {
+            Some(cp) if !incremental => cp.next_seq,
+            _ => 0,
+        };
+        let bad_below = previous.as_ref().map_or(0, |cp| cp.next_seq);
 
         let rows = source::open(&self.config.source, self.task).map_err(|e| match e {
             SourceError::Usage(u) => anyhow::Error::new(u),
@@ -419,7 +437,14 @@ impl Pipeline {
                     }
                     examples += 1;
                 }
-                if item.seq() < skip_below {
+                let seen = match &item {
+                    SourceItem::Example(ex) => {
+                        item.seq() < skip_below
+                            || (!skip_ids.is_empty() && skip_ids.contains(&source_key(ex)))
+                    }
+                    SourceItem::Bad(bad) => bad.seq < bad_below,
+                };
+                if seen {
                     continue;
                 }
                 if let Some(s) = &shard {
@@ -550,7 +575,15 @@ impl Pipeline {
         }
 
         // Sink: the barrier. Dedup in source order, shards, checkpoints.
-        let sink = SinkStage::new(&self, &out_dir, state, previous.as_ref(), skip_below)?;
+        let next_seq = previous.as_ref().map_or(0, |cp| cp.next_seq);
+        let sink = SinkStage::new(
+            &self,
+            &out_dir,
+            state,
+            previous.as_ref(),
+            next_seq,
+            generation,
+        )?;
         let write_progress = progress.stage(2 + self.filters.len());
         let sink_task = tokio::spawn(async move {
             let mut sink = sink;
@@ -583,13 +616,14 @@ impl Pipeline {
             (Err(e), _, _) => Outcome::Failed(e.to_string()),
             (_, Err(e), _) => Outcome::Failed(e),
             (_, _, Some(reason)) => Outcome::Stopped(reason),
+            (Ok(true), Ok(()), None) if incremental && sink.taken == 0 => Outcome::AlreadyComplete,
             (Ok(true), Ok(()), None) => Outcome::Complete,
             (Ok(false), Ok(()), None) => {
                 Outcome::Failed("the pipeline stopped before the end of the input".into())
             }
         };
         sink.elapsed_s += started.elapsed().as_secs_f64();
-        if outcome == Outcome::Complete {
+        if matches!(outcome, Outcome::Complete | Outcome::AlreadyComplete) {
             sink.commit(true)?;
         }
         let manifest = sink.manifest(&self, started_unix, &outcome);
@@ -643,6 +677,12 @@ struct SinkStage {
     stop: Arc<Stop>,
     state: RunState,
     next_seq: u64,
+    /// This run's generation (see [`RunState::generation`]) and the keys
+    /// of sources taken since the last commit.
+    generation: u64,
+    new_sources: Vec<u64>,
+    /// Items (sources and bad rows) this invocation took.
+    taken: u64,
     /// Set when a source hit the budget: nothing from it on is committed.
     halted: bool,
     rows_per_shard: usize,
@@ -668,6 +708,7 @@ impl SinkStage {
         state: RunState,
         previous: Option<&Checkpoint>,
         next_seq: u64,
+        generation: u64,
     ) -> anyhow::Result<Self> {
         let cp = previous.cloned().unwrap_or_default();
         let mut pair_stages: Vec<StageFunnel> = p
@@ -717,6 +758,9 @@ impl SinkStage {
             stop: p.stop.clone(),
             state,
             next_seq,
+            generation,
+            new_sources: Vec::new(),
+            taken: 0,
             halted: false,
             rows_per_shard: p.config.sink.rows_per_shard,
             checkpoint_every: p.config.sink.checkpoint_every.max(1),
@@ -782,7 +826,10 @@ impl SinkStage {
             return Ok(());
         }
         self.read.in_ += 1;
-        self.next_seq = seq + 1;
+        self.taken += 1;
+        // Never backwards: an incremental run may take a row inserted
+        // before the end of what earlier runs read.
+        self.next_seq = self.next_seq.max(seq + 1);
         self.since_commit += 1;
         if let Some(bad) = bad {
             self.read.reject(bad.code);
@@ -797,6 +844,7 @@ impl SinkStage {
         };
         self.read.out += 1;
         let example = batch.example.clone();
+        self.new_sources.push(source_key(&example));
         self.counts.sources += 1;
         self.invalid_replies += generated.invalid_replies;
 
@@ -955,7 +1003,9 @@ impl SinkStage {
             .map(|d| d.take_new())
             .unwrap_or_default();
         let near = self.near.as_mut().map(|n| n.take_new()).unwrap_or_default();
-        self.state.commit(&cp, &keys, &near)?;
+        let sources = std::mem::take(&mut self.new_sources);
+        self.state
+            .commit(&cp, &keys, &near, &sources, self.generation)?;
         self.since_commit = 0;
         self.last_commit = Instant::now();
         Ok(())
@@ -992,6 +1042,13 @@ impl SinkStage {
             rejected_shards: self.rejected_shards(),
         }
     }
+}
+
+/// The key an incremental run recognises a source by: its id, and in pairs
+/// mode the given edit too (several rows may share a source id there).
+fn source_key(ex: &SourceExample) -> u64 {
+    let edited = ex.given.as_ref().map_or("", |g| g.edited.as_str());
+    crate::dedup::near::hash64(&[ex.source_id.as_bytes(), edited.as_bytes()])
 }
 
 /// A channel receiver as a stream.

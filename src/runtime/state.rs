@@ -64,6 +64,7 @@ impl RunState {
                 conn.execute_batch(
                     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
                      CREATE TABLE IF NOT EXISTS dedup (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+                     CREATE TABLE IF NOT EXISTS sources (key INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
                      CREATE TABLE IF NOT EXISTS near (seq INTEGER NOT NULL, pair INTEGER NOT NULL,
                                                       bands BLOB NOT NULL, sig BLOB NOT NULL);",
                 )
@@ -108,6 +109,7 @@ impl RunState {
         tx.execute("DELETE FROM meta", [])
             .and_then(|_| tx.execute("DELETE FROM dedup", []))
             .and_then(|_| tx.execute("DELETE FROM near", []))
+            .and_then(|_| tx.execute("DELETE FROM sources", []))
             .and_then(|_| {
                 tx.execute(
                     "INSERT INTO meta (k, v) VALUES ('identity', ?1)",
@@ -146,6 +148,42 @@ impl RunState {
         Ok(out)
     }
 
+    /// The generation of the run: 0 for the first pass over the input, one
+    /// more for each incremental run over a grown input.
+    pub fn generation(&self) -> Result<u64, StateError> {
+        Ok(self
+            .get("generation")?
+            .and_then(|g| g.parse().ok())
+            .unwrap_or(0))
+    }
+
+    pub fn set_generation(&mut self, g: u64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES ('generation', ?1)",
+                params![g.to_string()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Keys of sources committed in generations before `generation`.
+    pub fn sources_before(
+        &self,
+        generation: u64,
+    ) -> Result<std::collections::HashSet<u64>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key FROM sources WHERE generation < ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![generation as i64], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map(|k| k as u64))
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// Near-dedup entries of committed pairs, in the order they were made.
     pub fn near_entries(&self) -> Result<Vec<NearEntry>, StateError> {
         let mut stmt = self
@@ -182,6 +220,8 @@ impl RunState {
         cp: &Checkpoint,
         new_keys: &[([u8; 16], u64)],
         new_near: &[NearEntry],
+        new_sources: &[u64],
+        generation: u64,
     ) -> Result<(), StateError> {
         let text = serde_json::to_string(cp).map_err(|e| self.err(e))?;
         let path = self.path.display().to_string();
@@ -196,6 +236,13 @@ impl RunState {
                 .map_err(err)?;
             for (k, seq) in new_keys {
                 ins.execute(params![&k[..], *seq as i64]).map_err(err)?;
+            }
+            let mut src = tx
+                .prepare_cached("INSERT OR IGNORE INTO sources (key, generation) VALUES (?1, ?2)")
+                .map_err(err)?;
+            for k in new_sources {
+                src.execute(params![*k as i64, generation as i64])
+                    .map_err(err)?;
             }
             let mut near = tx
                 .prepare_cached("INSERT INTO near (seq, pair, bands, sig) VALUES (?1, ?2, ?3, ?4)")

@@ -9,6 +9,7 @@ mod cli;
 mod determinism;
 mod embed;
 mod evaluate;
+mod incremental;
 mod llm;
 mod local_llm;
 mod near_dedup;
