@@ -1,0 +1,40 @@
+//! Local embeddings throughput: foil's in-process all-MiniLM-L6-v2 (the
+//! similarity filter's model code) over a file of sentences, one per line,
+//! at a batch size. Prints sentences/s and writes the vectors (f32, little
+//! endian, row after row) to OUT for the agreement check.
+//!
+//!   cargo run --release --example bench_embed -- SENTENCES.txt BATCH OUT.f32 [RUNS]
+
+use std::io::Write;
+use std::time::Instant;
+
+use foil::embed::local::{SentenceModel, default_model_dir};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let texts: Vec<String> = std::fs::read_to_string(&args[1])
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let batch: usize = args[2].parse().unwrap();
+    let runs: usize = args.get(4).and_then(|r| r.parse().ok()).unwrap_or(1);
+    let model = SentenceModel::load(&default_model_dir()).expect("scripts/fetch-model first");
+    let mut vectors = Vec::new();
+    for run in 0..runs {
+        let start = Instant::now();
+        vectors = model.embed(&texts, batch).unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "foil candle run {run}: {} sentences, batch {batch}: {secs:.2} s = {:.0} sentences/s",
+            texts.len(),
+            texts.len() as f64 / secs
+        );
+    }
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&args[3]).unwrap());
+    for v in &vectors {
+        for x in v {
+            f.write_all(&x.to_le_bytes()).unwrap();
+        }
+    }
+}
