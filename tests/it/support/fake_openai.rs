@@ -138,6 +138,9 @@ impl FakeOpenAi {
             let counter = Arc::new(Mutex::new(0u64));
             loop {
                 let Ok((stream, _)) = listener.accept().await else { break };
+                // Head and body go out in two writes: without this, Nagle's
+                // algorithm and the client's delayed ACK add ~40 ms.
+                let _ = stream.set_nodelay(true);
                 let chat = chat.clone();
                 let recorded = recorded.clone();
                 let counter = counter.clone();
