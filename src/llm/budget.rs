@@ -35,6 +35,17 @@ pub struct BudgetConfig {
 #[error("budget reached: {0}")]
 pub struct BudgetExhausted(pub String);
 
+/// How a spent budget reads inside any error text that passed through a
+/// stage (`BudgetExhausted`'s display starts with it): the sink recognises
+/// it and stops the run there instead of dead-lettering the source.
+pub const BUDGET_REACHED: &str = "budget reached: ";
+
+/// The budget message inside a stage's error text, if the error was a
+/// spent budget.
+pub fn budget_message(error: &str) -> Option<&str> {
+    error.find(BUDGET_REACHED).map(|i| &error[i..])
+}
+
 /// Usage so far, shared by every client of a run.
 #[derive(Default)]
 pub struct Budget {
@@ -108,6 +119,18 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spent_budget_is_recognisable_inside_any_error_text() {
+        let e = BudgetExhausted("max_requests = 3".into()).to_string();
+        assert!(e.starts_with(BUDGET_REACHED));
+        let wrapped = format!("embedding endpoint: {e}");
+        assert_eq!(
+            budget_message(&wrapped),
+            Some("budget reached: max_requests = 3")
+        );
+        assert_eq!(budget_message("HTTP 500"), None);
+    }
 
     #[test]
     fn request_budget_stops_at_the_limit() {

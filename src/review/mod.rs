@@ -20,6 +20,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::sink::Manifest;
+use crate::sink::shards::{col_f64s, col_strs};
 
 pub const REVIEWED_DIR: &str = "reviewed";
 pub const VERDICTS: &[&str] = &["accept", "reject", "fix"];
@@ -67,25 +68,6 @@ impl PairRow {
     /// else the similarity.
     pub fn confidence(&self) -> Option<f64> {
         self.verify_min().or(self.similarity)
-    }
-}
-
-fn col_strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
-    match df.column(name).ok().and_then(|c| c.str().ok().cloned()) {
-        Some(s) => s.iter().map(|v| v.map(str::to_string)).collect(),
-        None => vec![None; df.height()],
-    }
-}
-
-fn col_f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
-    match df
-        .column(name)
-        .ok()
-        .and_then(|c| c.cast(&DataType::Float64).ok())
-        .and_then(|c| c.f64().ok().cloned())
-    {
-        Some(s) => s.iter().collect(),
-        None => vec![None; df.height()],
     }
 }
 

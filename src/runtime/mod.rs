@@ -814,10 +814,11 @@ impl SinkStage {
             .filter(|f| f.reason == BUDGET_EXHAUSTED)
             .map(|f| f.error.clone())
             .or_else(|| {
-                failures.iter().find_map(|(_, e)| {
-                    e.strip_prefix(BUDGET_EXHAUSTED)
-                        .map(|rest| rest.trim_start_matches(": ").to_string())
-                })
+                // A filter's endpoint (the HTTP embedder, the judge) may be
+                // the one refused: that stops the run here too.
+                failures
+                    .iter()
+                    .find_map(|(_, e)| crate::llm::budget::budget_message(e).map(str::to_string))
             });
         if let Some(why) = budget_hit {
             // Not this source, nor any after it: a rerun picks up here.

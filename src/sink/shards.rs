@@ -293,14 +293,17 @@ pub fn read_shards(dir: &Path, entries: &[ShardEntry]) -> PolarsResult<Vec<DataF
         .collect()
 }
 
-fn col_strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+/// A string column's cells (all missing when there is no such column).
+pub fn col_strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
     match df.column(name).ok().and_then(|c| c.str().ok().cloned()) {
         Some(s) => s.iter().map(|v| v.map(str::to_string)).collect(),
         None => vec![None; df.height()],
     }
 }
 
-fn col_f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+/// A numeric column's cells as f64 (all missing when there is no such
+/// column).
+pub fn col_f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
     match df
         .column(name)
         .ok()

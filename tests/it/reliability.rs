@@ -639,3 +639,52 @@ fn a_request_budget_stops_cleanly_and_a_rerun_resumes_without_resending() {
         baseline_requests
     );
 }
+
+/// A budget refused to a *filter's* endpoint (here the HTTP embedder in
+/// pairs mode, where it is the only endpoint) stops the run at that source
+/// like one refused to the generator: no dead letters, and a rerun
+/// finishes with what an uninterrupted run writes.
+#[test]
+fn a_budget_spent_in_a_filter_stops_cleanly_instead_of_dead_lettering() {
+    let fake = FakeOpenAi::start(clean_editor(), Duration::ZERO);
+    let d = tempfile::tempdir().unwrap();
+    let input = repo().join("tests/fixtures/contrast-real/creak_contrast.jsonl");
+    let run = |out: &Path, extra: &[&str]| {
+        foil()
+            .args([
+                "generate",
+                input.to_str().unwrap(),
+                "--task",
+                "claim",
+                "--out",
+            ])
+            .arg(out)
+            .args(["--id-field", "id", "--text-field", "original"])
+            .args([
+                "--label-field",
+                "original_label",
+                "--edited-field",
+                "edited",
+            ])
+            .args(["--edited-label-field", "edited_label"])
+            .args([
+                "--embed-url",
+                &fake.base_url(),
+                "--embed-model",
+                "fake-embed",
+            ])
+            .args(["--concurrency", "4", "--quiet"])
+            .args(extra)
+            .assert()
+    };
+    let baseline = d.path().join("baseline");
+    run(&baseline, &["--no-cache"]).code(0);
+    let out = d.path().join("out");
+    run(&out, &["--max-requests", "3"]).code(4);
+    let m = manifest(&out);
+    assert_eq!(m["counts"]["dead_letters"], 0, "{}", m["status"]);
+    assert!(m["status"].as_str().unwrap().starts_with("stopped"));
+    run(&out, &[]).code(0);
+    assert_eq!(pair_ids(&out), pair_ids(&baseline));
+    assert_eq!(manifest(&out)["counts"]["dead_letters"], 0);
+}
