@@ -6,6 +6,8 @@ big.csv         data/samples/questions.csv repeated 100 times with distinct
                 ids and texts (3,600 rows)
 pairs100k.jsonl 100,000 random 12-word texts, each with one word changed
                 (pairs mode input), seeded
+pairs1m.jsonl   1,000,000 random 12-word texts from a 5,000-word vocabulary,
+                one word changed (the memory benchmark), seeded
 """
 import csv
 import json
@@ -33,4 +35,13 @@ with open(os.path.join(out, "pairs100k.jsonl"), "w") as f:
         edited[random.randrange(12)] = random.choice(words)
         f.write(json.dumps({"id": f"p{i}", "text": " ".join(text), "edited": " ".join(edited),
                             "label": "a", "edited_label": "b"}) + "\n")
-print("wrote", os.path.join(out, "big.csv"), "and", os.path.join(out, "pairs100k.jsonl"))
+random.seed(1)
+vocab = [f"w{i}" for i in range(5000)]
+with open(os.path.join(out, "pairs1m.jsonl"), "w") as f:
+    for i in range(1_000_000):
+        text = [random.choice(vocab) for _ in range(12)]
+        edited = list(text)
+        edited[random.randrange(12)] = random.choice(vocab)
+        f.write(json.dumps({"id": f"p{i}", "text": " ".join(text), "label": "a",
+                            "edited": " ".join(edited), "edited_label": "b"}) + "\n")
+print("wrote big.csv, pairs100k.jsonl and pairs1m.jsonl in", out)
