@@ -12,8 +12,6 @@ mod run;
 mod summary;
 mod validate;
 
-pub use eval::{EvalReport, evaluate, read_predictions};
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 

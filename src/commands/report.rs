@@ -259,10 +259,7 @@ button{{margin-right:8px}} .muted{{color:#718096}}
         }
     }
     for p in shown {
-        let status = match (&p.reject_stage, &p.reject_reason) {
-            (Some(s), Some(r)) => format!("rejected: {} / {}", esc(s), esc(r)),
-            _ => "accepted".to_string(),
-        };
+        let status = esc(&p.status());
         let _ = write!(
             h,
             r#"<tr class="{}"><td>{}</td><td>{}<br>{}</td><td>{} → {}</td><td class=num>{}</td><td>{}</td></tr>"#,

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::Filter;
 use crate::config::VerifyConfig;
-use crate::generate::llm::{BUDGET_EXHAUSTED, PromptSet};
-use crate::llm::{LlmError, OpenAiClient, extract_json_object, schema};
+use crate::generate::llm::PromptSet;
+use crate::llm::{OpenAiClient, extract_json_object, schema};
 use crate::record::{Candidate, SourceExample, VerifyScores};
 
 pub const STAGE: &str = "verify";
@@ -49,10 +49,6 @@ impl Verifier {
             client,
             prompts,
         }
-    }
-
-    pub fn prompt_sha256(&self) -> &str {
-        &self.prompts.sha256
     }
 
     pub fn messages(
@@ -98,21 +94,17 @@ impl Verifier {
         });
         let mut why = String::new();
         for variant in 0..=self.config.bad_reply_retries {
-            let reply = match self
+            // A spent budget's message passes through; the sink stops the
+            // run on it.
+            let reply = self
                 .client
                 .chat_json(&body, "verdict", &self.prompts.schema, variant)
                 .await
-            {
-                Ok(r) => r,
-                Err((LlmError::Budget(b), _)) => {
-                    return Err(Unjudged::Failed(format!("{BUDGET_EXHAUSTED}: {b}")));
-                }
-                Err((e, attempts)) => {
-                    return Err(Unjudged::Failed(format!(
+                .map_err(|(e, attempts)| {
+                    Unjudged::Failed(format!(
                         "verify request failed after {attempts} attempts: {e}"
-                    )));
-                }
-            };
+                    ))
+                })?;
             match parse_verdict(&self.prompts.schema, &reply.content) {
                 Ok(v) => return Ok(v),
                 Err(e) => {

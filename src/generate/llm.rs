@@ -12,10 +12,8 @@ use serde_json::{Value, json};
 
 use super::{GenerateFailure, Generated, Generator};
 use crate::config::LlmGeneratorConfig;
-use crate::llm::{LlmError, OpenAiClient, extract_json_object, schema};
+use crate::llm::{OpenAiClient, extract_json_object, schema};
 
-/// The failure reason that stops a run cleanly instead of dead-lettering.
-pub const BUDGET_EXHAUSTED: &str = "budget_exhausted";
 use crate::record::{Candidate, Relation, SourceExample};
 use crate::tasks::TaskPreset;
 use crate::text::sha256_hex;
@@ -172,27 +170,16 @@ impl LlmGenerator {
         let name = format!("{}_edit", self.task.name);
         for bad in 0..=self.config.bad_reply_retries {
             let body = self.body(messages, seed_now);
-            let reply = match self
+            // A spent budget fails here too: the sink recognises its
+            // message and stops the run instead of dead-lettering.
+            let reply = self
                 .client
                 .chat_json(&body, &name, &self.prompts.schema, variant)
                 .await
-            {
-                Ok(r) => r,
-                Err((LlmError::Budget(b), attempts)) => {
-                    return Err(GenerateFailure {
-                        reason: BUDGET_EXHAUSTED.to_string(),
-                        error: b.to_string(),
-                        attempts,
-                    });
-                }
-                Err((err, attempts)) => {
-                    return Err(GenerateFailure {
-                        reason: "request_failed".to_string(),
-                        error: err.to_string(),
-                        attempts,
-                    });
-                }
-            };
+                .map_err(|(err, attempts)| GenerateFailure {
+                    error: err.to_string(),
+                    attempts,
+                })?;
             let parsed = self
                 .candidate_from_reply(example, &reply.content, seed_now)
                 .and_then(|c| match wanted {
@@ -294,7 +281,6 @@ impl Generator for LlmGenerator {
                     Ok(m) => m,
                     Err(e) => {
                         out.failure = Some(GenerateFailure {
-                            reason: "prompt_render_failed".to_string(),
                             error: e.to_string(),
                             attempts: 0,
                         });

@@ -28,7 +28,6 @@ pub struct Generated {
 
 #[derive(Debug, Clone)]
 pub struct GenerateFailure {
-    pub reason: String,
     pub error: String,
     pub attempts: u32,
 }

@@ -24,13 +24,6 @@ pub fn diff_text(a: &str, b: &str) -> String {
         .join(" ")
 }
 
-fn status(p: &PairRow) -> String {
-    match (&p.reject_stage, &p.reject_reason) {
-        (Some(s), Some(r)) => format!("rejected by {s}: {r}"),
-        _ => "accepted".into(),
-    }
-}
-
 const CSV_HEADER: &[&str] = &[
     "pair_id",
     "edit_type",
@@ -59,7 +52,7 @@ pub fn write_csv(path: &Path, pairs: &[PairRow]) -> anyhow::Result<()> {
             &diff_text(&p.original, &p.edited),
             p.original_label.as_deref().unwrap_or_default(),
             p.edited_label.as_deref().unwrap_or_default(),
-            &status(p),
+            &p.status(),
             &p.confidence()
                 .map(|c| format!("{c:.4}"))
                 .unwrap_or_default(),
@@ -81,7 +74,7 @@ pub fn write_jsonl(path: &Path, pairs: &[PairRow]) -> anyhow::Result<()> {
             "original": p.original, "edited": p.edited,
             "diff": diff_text(&p.original, &p.edited),
             "original_label": p.original_label, "edited_label": p.edited_label,
-            "foil_status": status(p), "confidence": p.confidence(),
+            "foil_status": p.status(), "confidence": p.confidence(),
             "verdict": Value::Null, "corrected": Value::Null, "annotator": Value::Null,
         });
         writeln!(f, "{v}")?;
@@ -139,7 +132,7 @@ pub fn write_argilla(dir: &Path, pairs: &[PairRow]) -> anyhow::Result<()> {
             "metadata": metadata,
             "suggestions": [{
                 "question_name": "verdict",
-                "value": if p.reject_stage.is_some() { "reject" } else { "accept" },
+                "value": p.foil_verdict(),
                 "score": p.confidence(),
                 "agent": format!("foil-{}", env!("CARGO_PKG_VERSION")),
             }],

@@ -216,16 +216,11 @@ pub struct PushResult {
 /// A task: the pair's fields for the interface, and foil's verdict as a
 /// pre-annotation scored with its confidence.
 pub fn task_for(p: &PairRow) -> Value {
-    let foil_verdict = if p.reject_stage.is_some() {
-        "reject"
-    } else {
-        "accept"
-    };
     let mut prediction = json!({
         "model_version": format!("foil-{}", env!("CARGO_PKG_VERSION")),
         "result": [{
             "from_name": "verdict", "to_name": "edited", "type": "choices",
-            "value": {"choices": [foil_verdict]}
+            "value": {"choices": [p.foil_verdict()]}
         }],
     });
     if let Some(c) = p.confidence() {
@@ -245,10 +240,7 @@ pub fn task_for(p: &PairRow) -> Value {
             "context": p.context.clone().unwrap_or_default(),
             "similarity": p.similarity,
             "verify_min": p.verify_min(),
-            "foil_status": match (&p.reject_stage, &p.reject_reason) {
-                (Some(s), Some(r)) => format!("rejected by {s}: {r}"),
-                _ => "accepted".to_string(),
-            },
+            "foil_status": p.status(),
         },
         "predictions": [prediction],
     })

@@ -20,7 +20,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::sink::Manifest;
-use crate::sink::shards::{col_f64s, col_strs};
+use crate::sink::shards::col_strs;
 
 pub const REVIEWED_DIR: &str = "reviewed";
 pub const VERDICTS: &[&str] = &["accept", "reject", "fix"];
@@ -71,54 +71,49 @@ impl PairRow {
     }
 }
 
-fn rows_of(df: &DataFrame) -> Vec<PairRow> {
-    let s = |n: &str| col_strs(df, n);
-    let f = |n: &str| col_f64s(df, n);
-    let (ids, sources, tasks, originals, edited) = (
-        s("pair_id"),
-        s("source_id"),
-        s("task"),
-        s("original"),
-        s("edited"),
-    );
-    let (ol, el, rel, et, ctx) = (
-        s("original_label"),
-        s("edited_label"),
-        s("relation"),
-        s("edit_type"),
-        s("context"),
-    );
-    let (we, er, sim) = (f("word_edits"), f("edit_ratio"), f("similarity"));
-    let (vr, vl, vf, vm) = (
-        f("verify_relation"),
-        f("verify_label"),
-        f("verify_fluent"),
-        f("verify_minimal"),
-    );
-    let (rs, rr) = (s("reject_stage"), s("reject_reason"));
-    (0..df.height())
-        .map(|i| PairRow {
-            pair_id: ids[i].clone().unwrap_or_default(),
-            source_id: sources[i].clone().unwrap_or_default(),
-            task: tasks[i].clone().unwrap_or_default(),
-            original: originals[i].clone().unwrap_or_default(),
-            edited: edited[i].clone().unwrap_or_default(),
-            original_label: ol[i].clone(),
-            edited_label: el[i].clone(),
-            relation: rel[i].clone().unwrap_or_else(|| "flip".into()),
-            edit_type: et[i].clone().unwrap_or_default(),
-            context: ctx[i].clone(),
-            word_edits: we[i],
-            edit_ratio: er[i],
-            similarity: sim[i],
-            verify_relation: vr[i],
-            verify_label: vl[i],
-            verify_fluent: vf[i],
-            verify_minimal: vm[i],
-            reject_stage: rs[i].clone(),
-            reject_reason: rr[i].clone(),
-        })
-        .collect()
+impl PairRow {
+    /// How foil itself decided: `accepted`, or the stage and reason.
+    pub fn status(&self) -> String {
+        match (&self.reject_stage, &self.reject_reason) {
+            (Some(s), Some(r)) => format!("rejected by {s}: {r}"),
+            _ => "accepted".to_string(),
+        }
+    }
+
+    /// foil's own verdict, offered to reviewers as a suggestion.
+    pub fn foil_verdict(&self) -> &'static str {
+        if self.reject_stage.is_some() {
+            "reject"
+        } else {
+            "accept"
+        }
+    }
+
+    fn from_row(r: crate::sink::shards::Row) -> Self {
+        let c = r.candidate;
+        let v = c.scores.verify.as_ref();
+        PairRow {
+            pair_id: c.pair_id,
+            source_id: c.source_id,
+            task: r.task.to_string(),
+            original: c.original,
+            edited: c.edited,
+            original_label: c.original_label,
+            edited_label: c.edited_label,
+            relation: c.relation.as_str().to_string(),
+            edit_type: c.edit_type,
+            context: r.context,
+            word_edits: c.scores.word_edits.map(f64::from),
+            edit_ratio: c.scores.edit_ratio,
+            similarity: c.scores.similarity,
+            verify_relation: v.map(|v| v.relation),
+            verify_label: v.map(|v| v.label),
+            verify_fluent: v.map(|v| v.fluent),
+            verify_minimal: v.map(|v| v.minimal),
+            reject_stage: c.rejection.as_ref().map(|x| x.stage.clone()),
+            reject_reason: c.rejection.map(|x| x.reason),
+        }
+    }
 }
 
 /// The accepted pairs of an output folder (and its rejected ones too when
@@ -134,9 +129,10 @@ pub fn load_pairs(dir: &Path, with_rejected: bool) -> anyhow::Result<Vec<PairRow
     if with_rejected {
         entries.extend(manifest.rejected_shards.iter().cloned());
     }
-    let frames = crate::sink::shards::read_shards(dir, &entries)
+    let task = manifest.config.task()?.name;
+    let rows = crate::sink::shards::read_back(dir, &entries, task)
         .map_err(|e| anyhow::anyhow!("reading the shards of `{}`: {e}", dir.display()))?;
-    Ok(frames.iter().flat_map(rows_of).collect())
+    Ok(rows.into_iter().map(PairRow::from_row).collect())
 }
 
 /// How to choose the pairs people see.

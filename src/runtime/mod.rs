@@ -39,7 +39,7 @@ use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir};
 use crate::embed::{CachedEmbedder, Embedder};
 use crate::filter::{EditDistance, Filter, LabelChange, SimilarityBand, Verifier};
 use crate::generate::given::GivenEdits;
-use crate::generate::llm::{BUDGET_EXHAUSTED, LlmGenerator, PromptSet};
+use crate::generate::llm::{LlmGenerator, PromptSet};
 use crate::generate::rules::RulesGenerator;
 use crate::generate::{Generated, Generator};
 use crate::llm::budget::Budget;
@@ -808,18 +808,14 @@ impl SinkStage {
             self.halted = true;
             return Ok(());
         }
+        // Whichever stage's endpoint was refused (generator, HTTP
+        // embedder, judge), a spent budget stops the run at this source.
         let budget_hit = generated
             .failure
-            .as_ref()
-            .filter(|f| f.reason == BUDGET_EXHAUSTED)
-            .map(|f| f.error.clone())
-            .or_else(|| {
-                // A filter's endpoint (the HTTP embedder, the judge) may be
-                // the one refused: that stops the run here too.
-                failures
-                    .iter()
-                    .find_map(|(_, e)| crate::llm::budget::budget_message(e).map(str::to_string))
-            });
+            .iter()
+            .map(|f| f.error.as_str())
+            .chain(failures.iter().map(|(_, e)| e.as_str()))
+            .find_map(|e| crate::llm::budget::budget_message(e).map(str::to_string));
         if let Some(why) = budget_hit {
             // Not this source, nor any after it: a rerun picks up here.
             self.halted = true;
