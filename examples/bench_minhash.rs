@@ -3,7 +3,11 @@
 //! order like the sink does. Prints texts/s and writes the 0-based line
 //! numbers flagged as near-duplicates of an earlier line to OUT.
 //!
-//!   cargo run --release --example bench_minhash -- TEXTS.txt OUT.txt
+//!   cargo run --release --example bench_minhash -- TEXTS.txt OUT.txt [INDEX_DIR MIB]
+//!
+//! With INDEX_DIR and MIB the index holds at most MIB MiB in memory and
+//! moves older entries to disk in INDEX_DIR (as a run does past its
+//! `[dedup] index_memory_mib` share).
 
 use std::io::{BufRead, Write};
 use std::time::Instant;
@@ -19,6 +23,12 @@ fn main() {
         .map(|l| l.unwrap())
         .collect();
     let mut near = NearDedup::new(NearDedupConfig::default());
+    if let (Some(dir), Some(mib)) = (args.get(3), args.get(4)) {
+        near = near.spill_to(
+            std::path::Path::new(dir),
+            mib.parse::<usize>().unwrap() << 20,
+        );
+    }
     let template = Candidate {
         pair_id: String::new(),
         source_id: String::new(),
@@ -47,7 +57,7 @@ fn main() {
             edited: t.clone(),
             ..template.clone()
         }];
-        near.check(i as u64, &mut c, |_| None);
+        near.check(i as u64, &mut c, |_| None).unwrap();
         if c[0].is_rejected() {
             flagged.push(i);
         }
@@ -58,7 +68,12 @@ fn main() {
         writeln!(f, "{i}").unwrap();
     }
     println!(
-        "foil minhash: {} texts in {secs:.2} s = {:.0} texts/s; {} flagged",
+        "foil minhash ({}): {} texts in {secs:.2} s = {:.0} texts/s; {} flagged",
+        if near.on_disk() {
+            "index on disk"
+        } else {
+            "index in memory"
+        },
         texts.len(),
         texts.len() as f64 / secs,
         flagged.len()

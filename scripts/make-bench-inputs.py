@@ -8,6 +8,9 @@ pairs100k.jsonl 100,000 random 12-word texts, each with one word changed
                 (pairs mode input), seeded
 pairs1m.jsonl   1,000,000 random 12-word texts from a 5,000-word vocabulary,
                 one word changed (the memory benchmark), seeded
+pairs10m.jsonl  the same, 10,000,000 rows (only with --10m)
+
+    python3 scripts/make-bench-inputs.py /tmp --10m
 """
 import csv
 import json
@@ -15,7 +18,7 @@ import os
 import random
 import sys
 
-out = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
+out = next((a for a in sys.argv[1:] if not a.startswith("--")), "/tmp")
 here = os.path.dirname(os.path.abspath(__file__))
 
 rows = list(csv.reader(open(os.path.join(here, "..", "data", "samples", "questions.csv"))))
@@ -45,3 +48,14 @@ with open(os.path.join(out, "pairs1m.jsonl"), "w") as f:
         f.write(json.dumps({"id": f"p{i}", "text": " ".join(text), "label": "a",
                             "edited": " ".join(edited), "edited_label": "b"}) + "\n")
 print("wrote big.csv, pairs100k.jsonl and pairs1m.jsonl in", out)
+if "--10m" in sys.argv:
+    # The same generator, ten times as long (about 2.2 GB).
+    random.seed(1)
+    with open(os.path.join(out, "pairs10m.jsonl"), "w") as f:
+        for i in range(10_000_000):
+            text = [random.choice(vocab) for _ in range(12)]
+            edited = list(text)
+            edited[random.randrange(12)] = random.choice(vocab)
+            f.write(json.dumps({"id": f"p{i}", "text": " ".join(text), "label": "a",
+                                "edited": " ".join(edited), "edited_label": "b"}) + "\n")
+    print("wrote pairs10m.jsonl in", out)

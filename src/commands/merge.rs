@@ -172,10 +172,12 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         let mut candidates: Vec<crate::record::Candidate> =
             group.iter().map(|r| r.candidate.clone()).collect();
         if let Some(d) = &mut exact {
-            d.check(seq, &mut candidates, |_| context.clone());
+            d.check(seq, &mut candidates, |_| context.clone())
+                .context("exact-dedup index")?;
         }
         if let Some(n) = &mut near {
-            n.check(seq, &mut candidates, |_| context.clone());
+            n.check(seq, &mut candidates, |_| context.clone())
+                .context("near-dedup index")?;
         }
         for (r, c) in group.iter_mut().zip(candidates) {
             r.candidate = c;

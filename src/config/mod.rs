@@ -588,6 +588,15 @@ pub struct DedupConfig {
     /// MinHash LSH near-duplicate dedup (on by default).
     #[serde(default)]
     pub near: crate::dedup::near::NearDedupConfig,
+    /// Memory the dedup indexes may take before they move to disk (in the
+    /// output folder's `.foil/index/`): a quarter for exact dedup, the rest
+    /// for near-dedup. Memory then stays flat however long the run.
+    #[serde(default = "default_index_memory_mib")]
+    pub index_memory_mib: usize,
+}
+
+fn default_index_memory_mib() -> usize {
+    512
 }
 
 impl Default for DedupConfig {
@@ -595,7 +604,20 @@ impl Default for DedupConfig {
         DedupConfig {
             exact: true,
             near: Default::default(),
+            index_memory_mib: default_index_memory_mib(),
         }
+    }
+}
+
+impl DedupConfig {
+    /// Bytes of memory exact dedup may hold.
+    pub fn exact_share(&self) -> usize {
+        (self.index_memory_mib << 20) / 4
+    }
+
+    /// Bytes of memory near-dedup may hold.
+    pub fn near_share(&self) -> usize {
+        (self.index_memory_mib << 20) / 4 * 3
     }
 }
 
@@ -822,8 +844,9 @@ impl PipelineConfig {
 
     /// A hash of what decides the output, for resuming: two configs with
     /// the same hash produce the same pairs. Concurrency, limits, timeouts,
-    /// retries, budgets and cache settings change how a run goes, not what
-    /// it writes, so they are left out (raising a budget must resume).
+    /// retries, budgets, cache settings and the dedup indexes' memory share
+    /// change how a run goes, not what it writes, so they are left out
+    /// (raising a budget must resume).
     pub fn identity_hash(&self) -> String {
         let mut c = self.clone();
         c.name = None;
@@ -834,6 +857,7 @@ impl PipelineConfig {
         c.source.max_bad_rows = 0;
         c.sink.checkpoint_every = 0;
         c.sink.checkpoint_secs = 0.0;
+        c.dedup.index_memory_mib = 0;
         let neutral = |e: &mut EndpointConfig| {
             e.api_key_env = String::new();
             e.timeout_s = 0.0;

@@ -2,6 +2,7 @@
 //! batches in source order (the runtime guarantees it), so "first seen
 //! wins" picks the same survivor whatever the concurrency.
 
+pub mod disk;
 pub mod exact;
 pub mod near;
 

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::disk::DiskChains;
 use crate::record::{Candidate, SourceBatch};
 use crate::text::words;
 
@@ -304,18 +305,29 @@ fn pair_bits(pair_id: &str) -> u64 {
     u64::from_str_radix(pair_id, 16).unwrap_or_else(|_| hash64(&[pair_id.as_bytes()]))
 }
 
-/// A remembered pair, as kept in memory: where it came from, its id, its
-/// compact signature. Bucket membership lives in [`NearDedup`]'s chains.
-struct Kept {
-    origin: Origin,
-    pair: u64,
-    sig: Box<[u16]>,
+/// [`Origin`] as one number: a run's source position, or an earlier
+/// folder's index with the top bit set.
+const EARLIER: u64 = 1 << 63;
+
+fn origin_code(o: &Origin) -> u64 {
+    match o {
+        Origin::Run(s) => *s,
+        Origin::Earlier(i) => EARLIER | *i as u64,
+    }
+}
+
+fn origin_of(code: u64) -> Origin {
+    if code & EARLIER != 0 {
+        Origin::Earlier((code & !EARLIER) as usize)
+    } else {
+        Origin::Run(code)
+    }
 }
 
 /// No further entry in a bucket chain.
 const NONE: u32 = u32::MAX;
 
-/// A bucket key as the table holds it.
+/// A bucket key as the index holds it.
 fn fold(k: u64) -> u32 {
     (k ^ (k >> 32)) as u32
 }
@@ -340,10 +352,21 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-pub struct NearDedup {
-    config: NearDedupConfig,
-    hasher: MinHasher,
-    kept: Vec<Kept>,
+/// Memory an in-memory entry takes at the default 16 × 8 permutations
+/// (origin and pair 16 B, signature 256 B, folded band keys and chain links
+/// 128 B, bucket heads about 200 B), for the spill limit.
+pub const BYTES_PER_ENTRY: usize = 700;
+
+/// The in-memory index: flat arrays, one slot per entry (or per entry and
+/// band).
+#[derive(Default)]
+struct Memory {
+    /// Origin code and pair bits per entry.
+    kept: Vec<(u64, u64)>,
+    /// Compact signatures, `num_perm` slots per entry.
+    sigs: Vec<u16>,
+    /// Folded band keys, `bands` per entry (to move the index to disk).
+    keys: Vec<u32>,
     /// Bucket key (folded to 32 bits) → the newest entry in that bucket.
     /// A fold collision only adds candidates, which the estimated-Jaccard
     /// check then turns away; it halves the table (the largest part of the
@@ -353,6 +376,18 @@ pub struct NearDedup {
     /// bucket of that band. Chains instead of a list per bucket: about a
     /// quarter of the memory (measured: 1M pairs went from 2.5 GiB peak).
     next: Vec<u32>,
+}
+
+pub struct NearDedup {
+    config: NearDedupConfig,
+    hasher: MinHasher,
+    /// The newest entries.
+    memory: Memory,
+    /// Where full memory moves to, how many entries memory holds, and the
+    /// disk index's filter size.
+    spill: Option<(PathBuf, usize, usize)>,
+    /// The older entries, once memory first filled up.
+    disk: Option<DiskChains>,
     /// Entries added since the last [`NearDedup::take_new`], with their
     /// band keys, for the run state.
     pending: Vec<Entry>,
@@ -363,35 +398,101 @@ impl NearDedup {
         NearDedup {
             hasher: MinHasher::from_config(&config),
             config,
-            kept: Vec::new(),
-            heads: HashMap::default(),
-            next: Vec::new(),
+            memory: Memory::default(),
+            spill: None,
+            disk: None,
             pending: Vec::new(),
         }
     }
 
+    /// Keep at most `share` bytes in memory (three quarters for the newest
+    /// entries, a quarter for the disk index's filter); move the rest to
+    /// `dir`.
+    pub fn spill_to(mut self, dir: &Path, share: usize) -> Self {
+        self.spill = Some((
+            dir.to_path_buf(),
+            share / 4 * 3 / BYTES_PER_ENTRY,
+            share / 4,
+        ));
+        self
+    }
+
+    /// Whether part of the index is on disk.
+    pub fn on_disk(&self) -> bool {
+        self.disk.is_some()
+    }
+
+    fn on_disk_len(&self) -> usize {
+        self.disk.as_ref().map_or(0, |d| d.len() as usize)
+    }
+
     pub fn len(&self) -> usize {
-        self.kept.len()
+        self.on_disk_len() + self.memory.kept.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.kept.is_empty()
+        self.len() == 0
     }
 
-    fn insert(&mut self, entry: Entry, persist: bool) {
-        let idx = self.kept.len() as u32;
-        for &k in &entry.bands {
-            let older = self.heads.insert(fold(k), idx).unwrap_or(NONE);
-            self.next.push(older);
+    fn payload_len(&self) -> usize {
+        16 + 2 * self.hasher.num_perm()
+    }
+
+    /// Move every in-memory entry to the disk index, oldest first.
+    fn move_to_disk(&mut self, dir: &Path, filter: usize) -> std::io::Result<()> {
+        let (width, perm) = (self.hasher.bands, self.hasher.num_perm());
+        let payload_len = self.payload_len();
+        let disk = match &mut self.disk {
+            Some(d) => d,
+            None => self
+                .disk
+                .insert(DiskChains::create(dir, width, payload_len, filter)?),
+        };
+        let m = std::mem::take(&mut self.memory);
+        disk.push_batch(m.kept.len(), &m.keys, |i, buf| {
+            let (origin, pair) = m.kept[i];
+            buf.extend_from_slice(&origin.to_le_bytes());
+            buf.extend_from_slice(&pair.to_le_bytes());
+            buf.extend(
+                m.sigs[i * perm..(i + 1) * perm]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes()),
+            );
+        })
+    }
+
+    fn insert(&mut self, entry: Entry, persist: bool) -> std::io::Result<()> {
+        if let Some((dir, max, filter)) = self.spill.clone()
+            && self.memory.kept.len() >= max
+        {
+            self.move_to_disk(&dir, filter)?;
         }
-        self.kept.push(Kept {
-            origin: entry.origin.clone(),
-            pair: entry.pair,
-            sig: entry.sig.clone().into_boxed_slice(),
-        });
+        let m = &mut self.memory;
+        let idx = m.kept.len() as u32;
+        let first = m.next.len();
+        for (band, &k) in entry.bands.iter().enumerate() {
+            let k = fold(k);
+            let older = m.heads.insert(k, idx).unwrap_or(NONE);
+            // Two bands of this entry with one folded key: link past the
+            // entry itself, as the earlier band did.
+            let link = if older == idx {
+                let b = m.keys[first..first + band]
+                    .iter()
+                    .position(|&e| e == k)
+                    .expect("an earlier band");
+                m.next[first + b]
+            } else {
+                older
+            };
+            m.next.push(link);
+            m.keys.push(k);
+        }
+        m.kept.push((origin_code(&entry.origin), entry.pair));
+        m.sigs.extend_from_slice(&entry.sig);
         if persist {
             self.pending.push(entry);
         }
+        Ok(())
     }
 
     /// Remember the accepted pairs of earlier output folders. Call before
@@ -414,7 +515,8 @@ impl NearDedup {
                         sig: compact(&sig),
                     },
                     false,
-                );
+                )
+                .map_err(|e| format!("near-dedup index: {e}"))?;
                 n += 1;
             }
         }
@@ -422,10 +524,11 @@ impl NearDedup {
     }
 
     /// Start from the entries of pairs already committed (a resumed run).
-    pub fn restore(&mut self, entries: impl IntoIterator<Item = Entry>) {
+    pub fn restore(&mut self, entries: impl IntoIterator<Item = Entry>) -> std::io::Result<()> {
         for e in entries {
-            self.insert(e, false);
+            self.insert(e, false)?;
         }
+        Ok(())
     }
 
     /// Entries added since the last call, for the run state.
@@ -433,31 +536,62 @@ impl NearDedup {
         std::mem::take(&mut self.pending)
     }
 
-    /// The first remembered entry at or above the threshold.
-    fn find(&self, bands: &[u64], sig: &[u16]) -> Option<(usize, f64)> {
+    /// The first (oldest) remembered entry at or above the threshold: its
+    /// origin, pair bits and estimated Jaccard similarity. Entries on disk
+    /// are older than those in memory, so disk candidates come first.
+    fn find(&self, bands: &[u64], sig: &[u16]) -> std::io::Result<Option<(Origin, u64, f64)>> {
         let width = self.hasher.bands;
-        let mut seen: Vec<u32> = Vec::new();
+        let perm = self.hasher.num_perm();
+        let mut older: Vec<u32> = Vec::new();
+        if let Some(disk) = &self.disk {
+            for (band, k) in bands.iter().enumerate() {
+                disk.find(band, fold(*k), &mut older)?;
+            }
+            older.sort_unstable();
+            older.dedup();
+        }
+        let m = &self.memory;
+        let mut newer: Vec<u32> = Vec::new();
         for (band, k) in bands.iter().enumerate() {
-            let mut i = self.heads.get(&fold(*k)).copied().unwrap_or(NONE);
+            let mut i = m.heads.get(&fold(*k)).copied().unwrap_or(NONE);
             while i != NONE {
-                seen.push(i);
-                i = self.next[i as usize * width + band];
+                newer.push(i);
+                i = m.next[i as usize * width + band];
             }
         }
-        seen.sort_unstable();
-        seen.dedup();
-        seen.into_iter().find_map(|i| {
-            let j = estimate(&self.kept[i as usize].sig, sig);
-            (j >= self.config.threshold).then_some((i as usize, j))
-        })
+        newer.sort_unstable();
+        newer.dedup();
+        let mut buf = vec![0u8; self.payload_len()];
+        let mut other = vec![0u16; perm];
+        for &i in &older {
+            let disk = self.disk.as_ref().expect("candidates on disk");
+            disk.payload(i, &mut buf)?;
+            for (o, b) in other.iter_mut().zip(buf[16..].chunks_exact(2)) {
+                *o = u16::from_le_bytes([b[0], b[1]]);
+            }
+            let j = estimate(&other, sig);
+            if j >= self.config.threshold {
+                let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8"));
+                return Ok(Some((origin_of(word(0)), word(8), j)));
+            }
+        }
+        for &i in &newer {
+            let i = i as usize;
+            let j = estimate(&m.sigs[i * perm..(i + 1) * perm], sig);
+            if j >= self.config.threshold {
+                let (o, p) = m.kept[i];
+                return Ok(Some((origin_of(o), p, j)));
+            }
+        }
+        Ok(None)
     }
 
     /// Reject live candidates that collapse back to their original or
     /// repeat a pair already accepted (in this run or an earlier folder);
     /// remember the others.
-    pub fn apply(&mut self, batch: &mut SourceBatch) {
+    pub fn apply(&mut self, batch: &mut SourceBatch) -> std::io::Result<()> {
         let example = batch.example.clone();
-        self.check(example.seq, &mut batch.candidates, |f| example.context(f));
+        self.check(example.seq, &mut batch.candidates, |f| example.context(f))
     }
 
     /// [`NearDedup::apply`] for the candidates of the source at `seq`,
@@ -467,7 +601,7 @@ impl NearDedup {
         seq: u64,
         candidates: &mut [Candidate],
         context_of: impl Fn(&str) -> Option<String>,
-    ) {
+    ) -> std::io::Result<()> {
         let mut originals: HashMap<String, Option<Vec<u16>>> = HashMap::new();
         let mut scopes: HashMap<String, u64> = HashMap::new();
         for c in candidates.iter_mut() {
@@ -499,10 +633,9 @@ impl NearDedup {
                 }
             }
             let bands = self.hasher.band_keys(scope_key, &sig);
-            match self.find(&bands, &small) {
-                Some((i, j)) => {
-                    let k = &self.kept[i];
-                    reject_as_duplicate(c, &k.origin, k.pair, j, seq, &self.config)
+            match self.find(&bands, &small)? {
+                Some((origin, pair, j)) => {
+                    reject_as_duplicate(c, &origin, pair, j, seq, &self.config)
                 }
                 None => self.insert(
                     Entry {
@@ -512,9 +645,10 @@ impl NearDedup {
                         sig: small,
                     },
                     true,
-                ),
+                )?,
             }
         }
+        Ok(())
     }
 }
 

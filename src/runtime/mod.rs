@@ -716,19 +716,26 @@ impl SinkStage {
             .iter()
             .map(|f| restore(&cp.funnel, f.stage(), "pairs"))
             .collect();
-        let mut dedup = p.config.dedup.exact.then(ExactDedup::new);
+        // The dedup indexes start from the committed pairs; past their
+        // memory share they live in `.foil/index/`, rebuilt here each start.
+        let index_dir = out_dir.join(state::STATE_DIR).join("index");
+        let _ = std::fs::remove_dir_all(&index_dir);
+        let mut dedup = p.config.dedup.exact.then(|| {
+            ExactDedup::new().spill_to(&index_dir.join("exact"), p.config.dedup.exact_share())
+        });
         if let Some(d) = &mut dedup {
             pair_stages.push(restore(&cp.funnel, crate::dedup::exact::STAGE, "pairs"));
-            d.restore(state.dedup_keys()?);
+            state.each_dedup_key(|k, seq| d.restore([(k, seq)]))?;
         }
         let mut near = None;
         if p.config.dedup.near.enabled {
-            let mut n = NearDedup::new(p.config.dedup.near.clone());
+            let mut n = NearDedup::new(p.config.dedup.near.clone())
+                .spill_to(&index_dir.join("near"), p.config.dedup.near_share());
             let loaded = n.load_earlier().map_err(UsageError::new)?;
             if loaded > 0 {
                 tracing::info!(pairs = loaded, "near-dedup against earlier output");
             }
-            n.restore(state.near_entries()?);
+            state.each_near_entry(|e| n.restore([e]))?;
             pair_stages.push(restore(&cp.funnel, crate::dedup::near::STAGE, "pairs"));
             near = Some(n);
         }
@@ -866,10 +873,10 @@ impl SinkStage {
         }
 
         if let Some(d) = &mut self.dedup {
-            d.apply(&mut batch);
+            d.apply(&mut batch).context("exact-dedup index")?;
         }
         if let Some(n) = &mut self.near {
-            n.apply(&mut batch);
+            n.apply(&mut batch).context("near-dedup index")?;
         }
         for (index, c) in batch.candidates.into_iter().enumerate() {
             let index = index as u32;

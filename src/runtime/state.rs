@@ -123,29 +123,25 @@ impl RunState {
             })
     }
 
-    /// Dedup keys of committed pairs, with the source that first had them.
-    pub fn dedup_keys(&self) -> Result<Vec<([u8; 16], u64)>, StateError> {
+    /// Dedup keys of committed pairs, with the source that first had them,
+    /// one at a time (a long run has millions).
+    pub fn each_dedup_key(
+        &self,
+        mut f: impl FnMut([u8; 16], u64) -> std::io::Result<()>,
+    ) -> Result<(), StateError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT key, seq FROM dedup")
+            .prepare("SELECT key, seq FROM dedup ORDER BY rowid")
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                let k: Vec<u8> = r.get(0)?;
-                let seq: i64 = r.get(1)?;
-                Ok((k, seq as u64))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (k, seq) = row.map_err(|e| self.err(e))?;
-            let mut key = [0u8; 16];
-            if k.len() == 16 {
-                key.copy_from_slice(&k);
-                out.push((key, seq));
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let k: Vec<u8> = r.get(0).map_err(|e| self.err(e))?;
+            let seq: i64 = r.get(1).map_err(|e| self.err(e))?;
+            if let Ok(key) = <[u8; 16]>::try_from(k.as_slice()) {
+                f(key, seq as u64).map_err(|e| self.err(format!("dedup index: {e}")))?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The generation of the run: 0 for the first pass over the input, one
@@ -184,33 +180,37 @@ impl RunState {
             .map_err(|e| self.err(e))
     }
 
-    /// Near-dedup entries of committed pairs, in the order they were made.
-    pub fn near_entries(&self) -> Result<Vec<NearEntry>, StateError> {
+    /// Near-dedup entries of committed pairs, in the order they were made,
+    /// one at a time.
+    pub fn each_near_entry(
+        &self,
+        mut f: impl FnMut(NearEntry) -> std::io::Result<()>,
+    ) -> Result<(), StateError> {
         let mut stmt = self
             .conn
             .prepare("SELECT seq, pair, bands, sig FROM near ORDER BY rowid")
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                let seq: i64 = r.get(0)?;
-                let pair: i64 = r.get(1)?;
-                let bands: Vec<u8> = r.get(2)?;
-                let sig: Vec<u8> = r.get(3)?;
-                Ok(NearEntry {
-                    origin: Origin::Run(seq as u64),
-                    pair: pair as u64,
-                    bands: bands
-                        .chunks_exact(8)
-                        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                        .collect(),
-                    sig: sig
-                        .chunks_exact(2)
-                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                        .collect(),
-                })
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let seq: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let pair: i64 = r.get(1).map_err(|e| self.err(e))?;
+            let bands: Vec<u8> = r.get(2).map_err(|e| self.err(e))?;
+            let sig: Vec<u8> = r.get(3).map_err(|e| self.err(e))?;
+            f(NearEntry {
+                origin: Origin::Run(seq as u64),
+                pair: pair as u64,
+                bands: bands
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect(),
+                sig: sig
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            .map_err(|e| self.err(format!("near-dedup index: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Commit a checkpoint and the dedup keys and near-dedup entries added

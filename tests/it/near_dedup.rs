@@ -89,10 +89,10 @@ fn recall_and_precision_on_pairs_of_controlled_jaccard() {
             // A fresh index per pair: each pair is one trial.
             let mut near = NearDedup::new(config.clone());
             let mut first = batch(0, "an unrelated original sentence", &[&a.join(" ")]);
-            near.apply(&mut first);
+            near.apply(&mut first).unwrap();
             assert!(!first.candidates[0].is_rejected());
             let mut second = batch(1, "another unrelated original", &[&b.join(" ")]);
-            near.apply(&mut second);
+            near.apply(&mut second).unwrap();
             let hit = second.candidates[0].is_rejected();
             flagged += u32::from(hit);
             match (jaccard >= threshold, hit) {
@@ -340,7 +340,7 @@ fn the_index_survives_a_restart_through_the_run_state() {
             &text(1, &[(70, "o"), (80, "o"), (90, "o")]),
             &[&first_edit],
         );
-        near.apply(&mut b);
+        near.apply(&mut b).unwrap();
         assert!(!b.candidates[0].is_rejected());
         let mut state = RunState::open(d.path()).unwrap();
         state.reset("identity").unwrap();
@@ -350,16 +350,108 @@ fn the_index_survives_a_restart_through_the_run_state() {
         assert!(near.take_new().is_empty(), "entries are handed over once");
     }
     // A new process: the index comes back from the state file.
+    // A new process: the index comes back from the state file, in memory
+    // or (past its memory share) on disk.
     let state = RunState::open(d.path()).unwrap();
-    let mut near = NearDedup::new(NearDedupConfig::default());
-    near.restore(state.near_entries().unwrap());
-    assert_eq!(near.len(), 1);
-    let mut b = batch(5, &text(1, &[(60, "o"), (75, "o"), (95, "o")]), &[&repeat]);
-    near.apply(&mut b);
-    let r = b.candidates[0]
-        .rejection
-        .as_ref()
-        .expect("caught after restart");
-    assert_eq!(r.reason, "near_duplicate_across_sources");
-    assert!(r.detail.contains("source #0"), "{}", r.detail);
+    for share in [usize::MAX, 0] {
+        let mut near =
+            NearDedup::new(NearDedupConfig::default()).spill_to(&d.path().join("index"), share);
+        state.each_near_entry(|e| near.restore([e])).unwrap();
+        assert_eq!(near.len(), 1);
+        assert_eq!(near.on_disk(), share == 0);
+        let mut b = batch(5, &text(1, &[(60, "o"), (75, "o"), (95, "o")]), &[&repeat]);
+        near.apply(&mut b).unwrap();
+        let r = b.candidates[0]
+            .rejection
+            .as_ref()
+            .expect("caught after restart");
+        assert_eq!(r.reason, "near_duplicate_across_sources");
+        assert!(r.detail.contains("source #0"), "{}", r.detail);
+    }
+}
+
+/// The decisions of an index held in memory, one on disk from the start,
+/// and one that moves to disk part-way, on a stream of texts with planted
+/// near-duplicates (within and across sources) and exact repeats.
+#[test]
+fn an_index_on_disk_decides_exactly_as_one_in_memory() {
+    use foil::dedup::ExactDedup;
+    let mut rng = Lcg(11);
+    let vocab: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
+    let mut made: Vec<String> = Vec::new();
+    let mut stream: Vec<(String, Vec<String>)> = Vec::new();
+    for _ in 0..600 {
+        let original: Vec<String> = (0..14)
+            .map(|_| vocab[rng.next() as usize % vocab.len()].clone())
+            .collect();
+        let mut edits = Vec::new();
+        for _ in 0..3 {
+            let r = rng.next() % 10;
+            let e = if r < 3 && !made.is_empty() {
+                // A near or exact repeat of an earlier edit.
+                let base = match edits.last() {
+                    Some(e) if r == 1 => e,
+                    _ => &made[rng.next() as usize % made.len()],
+                };
+                let mut w: Vec<String> = base.split(' ').map(str::to_string).collect();
+                if r > 0 {
+                    w.push(vocab[rng.next() as usize % vocab.len()].clone());
+                }
+                w.join(" ")
+            } else {
+                let mut w = original.clone();
+                for _ in 0..(1 + rng.next() % 4) {
+                    let at = rng.next() as usize % w.len();
+                    w[at] = vocab[rng.next() as usize % vocab.len()].clone();
+                }
+                w.join(" ")
+            };
+            made.push(e.clone());
+            edits.push(e);
+        }
+        stream.push((original.join(" "), edits));
+    }
+    // `share`: bytes of memory each index may hold (0: every entry moves
+    // to disk at the next insert, one at a time; 20,000: batches of 21
+    // near-dedup entries and of 312 exact keys).
+    let decide = |share: usize, dir: &Path| -> Vec<Option<(String, String)>> {
+        let mut exact = ExactDedup::new().spill_to(&dir.join("exact"), share);
+        let mut near =
+            NearDedup::new(NearDedupConfig::default()).spill_to(&dir.join("near"), share);
+        let mut out = Vec::new();
+        for (seq, (original, edits)) in stream.iter().enumerate() {
+            let refs: Vec<&str> = edits.iter().map(String::as_str).collect();
+            let mut b = batch(seq as u64, original, &refs);
+            exact.apply(&mut b).unwrap();
+            near.apply(&mut b).unwrap();
+            out.extend(b.candidates.iter().map(|c| {
+                c.rejection
+                    .as_ref()
+                    .map(|r| (r.reason.clone(), r.detail.clone()))
+            }));
+        }
+        assert_eq!(near.on_disk(), share < usize::MAX, "share {share}");
+        assert_eq!(exact.on_disk(), share < usize::MAX, "share {share}");
+        out
+    };
+    let d = tempfile::tempdir().unwrap();
+    let memory = decide(usize::MAX, &d.path().join("m"));
+    let reasons: BTreeSet<&str> = memory.iter().flatten().map(|(r, _)| r.as_str()).collect();
+    for r in [
+        "duplicate_across_sources",
+        "near_duplicate_across_sources",
+        "near_duplicate_within_source",
+    ] {
+        assert!(reasons.contains(r), "the stream exercises {r}: {reasons:?}");
+    }
+    assert_eq!(
+        decide(0, &d.path().join("d")),
+        memory,
+        "on disk from the start"
+    );
+    assert_eq!(
+        decide(20_000, &d.path().join("s")),
+        memory,
+        "moved to disk in batches"
+    );
 }
