@@ -394,8 +394,8 @@ impl Pipeline {
         // generation a resume skips by input position (which keeps
         // duplicate rows exactly as an uninterrupted run treats them).
         let skip_ids = match &previous {
-            Some(_) => state.sources_before(generation)?,
-            None => Default::default(),
+            Some(_) => state.earlier_sources(generation)?,
+            None => None,
         };
         let skip_below = match &previous {
             Some(cp) if !incremental => cp.next_seq,
@@ -440,7 +440,16 @@ impl Pipeline {
                 let seen = match &item {
                     SourceItem::Example(ex) => {
                         item.seq() < skip_below
-                            || (!skip_ids.is_empty() && skip_ids.contains(&source_key(ex)))
+                            || match &skip_ids {
+                                Some(ids) => {
+                                    ids.contains(source_key(ex))
+                                        .map_err(|e| SourceError::Read {
+                                            file: e.path.clone(),
+                                            message: e.message.clone(),
+                                        })?
+                                }
+                                None => false,
+                            }
                     }
                     SourceItem::Bad(bad) => bad.seq < bad_below,
                 };

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::dedup::near::{Entry as NearEntry, Origin};
@@ -163,21 +163,21 @@ impl RunState {
             .map_err(|e| self.err(e))
     }
 
-    /// Keys of sources committed in generations before `generation`.
-    pub fn sources_before(
-        &self,
-        generation: u64,
-    ) -> Result<std::collections::HashSet<u64>, StateError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key FROM sources WHERE generation < ?1")
+    /// The sources committed in generations before `generation`, looked
+    /// up in the state file through a connection of their own (a grown
+    /// input has millions; memory holds none of them). `None` when there
+    /// are no earlier generations.
+    pub fn earlier_sources(&self, generation: u64) -> Result<Option<EarlierSources>, StateError> {
+        if generation == 0 {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![generation as i64], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.err(e))?;
-        rows.map(|r| r.map(|k| k as u64))
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))
+        Ok(Some(EarlierSources {
+            conn,
+            generation,
+            path: self.path.clone(),
+        }))
     }
 
     /// Near-dedup entries of committed pairs, in the order they were made,
@@ -261,5 +261,27 @@ impl RunState {
         )
         .map_err(err)?;
         tx.commit().map_err(err)
+    }
+}
+
+/// See [`RunState::earlier_sources`].
+pub struct EarlierSources {
+    conn: Connection,
+    generation: u64,
+    path: PathBuf,
+}
+
+impl EarlierSources {
+    /// Whether an earlier generation committed the source with this key.
+    pub fn contains(&self, key: u64) -> Result<bool, StateError> {
+        let err = |e: rusqlite::Error| StateError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        };
+        self.conn
+            .prepare_cached("SELECT 1 FROM sources WHERE key = ?1 AND generation < ?2")
+            .map_err(err)?
+            .exists(params![key as i64, self.generation as i64])
+            .map_err(err)
     }
 }
