@@ -4,12 +4,20 @@
 //! i.e. the whole request body — to the response body.
 //!
 //! The key never includes the API key (it is not in the body) and the value
-//! is the server's reply, which never holds it. Each response is committed
-//! as soon as it arrives (WAL journal), so a killed run loses at most the
-//! requests that were in flight.
+//! is the server's reply, which never holds it.
+//!
+//! Writes go through a writer thread with its own connection, which
+//! commits whatever replies have arrived since its last commit in one
+//! transaction (WAL journal): at thousands of replies a second one commit
+//! per reply was the LLM stage's bottleneck (measured in
+//! docs/BENCHMARKS.md). Until committed, a reply is answered from memory.
+//! A killed run loses at most the requests in flight and the replies of
+//! the commit under way; a run flushes the writer before it ends.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -40,6 +48,70 @@ pub struct ResponseCache {
     conn: Mutex<Connection>,
     path: String,
     mode: CacheMode,
+    /// Replies handed to the writer and not yet committed.
+    pending: Arc<Mutex<HashMap<String, Value>>>,
+    writer: Mutex<Option<Writer>>,
+    /// The writer's first error, reported by the next put or flush.
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+struct Writer {
+    tx: mpsc::Sender<Write>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+enum Write {
+    Put { key: String, body: Value, at: i64 },
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// Most replies committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+fn write_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Write>,
+    pending: Arc<Mutex<HashMap<String, Value>>>,
+    failed: Arc<Mutex<Option<String>>>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = conn.unchecked_transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO responses (key, body, created_unix) VALUES (?1, ?2, ?3)",
+                )?;
+                for w in &batch {
+                    if let Write::Put { key, body, at } = w {
+                        st.execute(params![key, body.to_string(), at])?;
+                    }
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = result {
+            let mut f = failed.lock().unwrap_or_else(|p| p.into_inner());
+            f.get_or_insert_with(|| e.to_string());
+        }
+        let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+        for w in batch {
+            match w {
+                Write::Put { key, .. } => {
+                    p.remove(&key);
+                }
+                Write::Flush(ack) => {
+                    let _ = ack.send(());
+                }
+            }
+        }
+    }
 }
 
 /// Serialise a JSON value with object keys sorted at every level, so that
@@ -81,13 +153,14 @@ impl ResponseCache {
                 message: e.to_string(),
             })?;
         }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
+        let open = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            Ok(conn)
+        };
+        let conn = open().map_err(err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS responses (
                 key TEXT PRIMARY KEY,
@@ -96,11 +169,54 @@ impl ResponseCache {
             )",
         )
         .map_err(err)?;
+        let pending = Arc::new(Mutex::new(HashMap::new()));
+        let failed = Arc::new(Mutex::new(None));
+        let writer = if mode == CacheMode::Off {
+            None
+        } else {
+            let (tx, rx) = mpsc::channel();
+            let (wconn, p, f) = (open().map_err(err)?, pending.clone(), failed.clone());
+            let thread = std::thread::Builder::new()
+                .name("foil-cache-writer".into())
+                .spawn(move || write_loop(wconn, rx, p, f))
+                .map_err(|e| CacheError {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            Some(Writer { tx, thread })
+        };
         Ok(ResponseCache {
             conn: Mutex::new(conn),
             path: path.display().to_string(),
             mode,
+            pending,
+            writer: Mutex::new(writer),
+            failed,
         })
+    }
+
+    /// The writer's first error, if any.
+    fn check(&self) -> Result<(), CacheError> {
+        let f = self.failed.lock().map_err(|e| self.err(e))?;
+        match &*f {
+            Some(m) => Err(self.err(format!("writing: {m}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait until every reply handed over so far is committed.
+    pub fn flush(&self) -> Result<(), CacheError> {
+        let (ack, done) = mpsc::sync_channel(1);
+        {
+            let w = self.writer.lock().map_err(|e| self.err(e))?;
+            let Some(w) = &*w else { return Ok(()) };
+            if w.tx.send(Write::Flush(ack)).is_err() {
+                return Err(self.err("the writer thread stopped"));
+            }
+        }
+        done.recv()
+            .map_err(|_| self.err("the writer thread stopped"))?;
+        self.check()
     }
 
     fn err(&self, e: impl std::fmt::Display) -> CacheError {
@@ -114,6 +230,9 @@ impl ResponseCache {
         if self.mode != CacheMode::Use {
             return Ok(None);
         }
+        if let Some(v) = self.pending.lock().map_err(|e| self.err(e))?.get(key) {
+            return Ok(Some(v.clone()));
+        }
         let conn = self.conn.lock().map_err(|e| self.err(e))?;
         // Cached statements: parsing the SQL again for every request was a
         // measurable share of the cache's cost at thousands of requests/s.
@@ -124,24 +243,33 @@ impl ResponseCache {
         Ok(body.and_then(|b| serde_json::from_str::<Value>(&b).ok()))
     }
 
+    /// Hand a reply to the writer; it is answered from memory until
+    /// committed.
     pub fn put(&self, key: &str, body: &Value) -> Result<(), CacheError> {
         if self.mode == CacheMode::Off {
             return Ok(());
         }
-        let now = std::time::SystemTime::now()
+        self.check()?;
+        let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let conn = self.conn.lock().map_err(|e| self.err(e))?;
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO responses (key, body, created_unix) VALUES (?1, ?2, ?3)",
-        )
-        .and_then(|mut st| st.execute(params![key, body.to_string(), now]))
-        .map_err(|e| self.err(e))?;
-        Ok(())
+        self.pending
+            .lock()
+            .map_err(|e| self.err(e))?
+            .insert(key.to_string(), body.clone());
+        let w = self.writer.lock().map_err(|e| self.err(e))?;
+        let Some(w) = &*w else { return Ok(()) };
+        w.tx.send(Write::Put {
+            key: key.to_string(),
+            body: body.clone(),
+            at,
+        })
+        .map_err(|_| self.err("the writer thread stopped"))
     }
 
     /// Every key in the cache (for tests and `foil inspect`).
     pub fn keys(&self) -> Result<Vec<String>, CacheError> {
+        self.flush()?;
         let conn = self.conn.lock().map_err(|e| self.err(e))?;
         let mut stmt = conn
             .prepare("SELECT key FROM responses")
@@ -150,6 +278,17 @@ impl ResponseCache {
             .query_map([], |r| r.get::<_, String>(0))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+impl Drop for ResponseCache {
+    /// Commit what is pending and stop the writer.
+    fn drop(&mut self) {
+        let w = self.writer.get_mut().ok().and_then(Option::take);
+        if let Some(Writer { tx, thread }) = w {
+            drop(tx);
+            let _ = thread.join();
+        }
     }
 }
 

@@ -113,6 +113,8 @@ pub struct Pipeline {
     clients: Vec<(String, Arc<OpenAiClient>)>,
     budget: Arc<Budget>,
     pub stop: Arc<Stop>,
+    /// The response cache, flushed when the run ends.
+    cache: Option<Arc<ResponseCache>>,
 }
 
 /// What a finished (or stopped, or failed) run leaves behind.
@@ -215,7 +217,7 @@ impl Pipeline {
             None
         };
         let shared = Shared {
-            cache,
+            cache: cache.clone(),
             budget: budget.clone(),
         };
         let mut clients = Vec::new();
@@ -294,6 +296,7 @@ impl Pipeline {
             clients,
             budget,
             stop: Arc::new(Stop::default()),
+            cache,
         })
     }
 
@@ -322,7 +325,21 @@ impl Pipeline {
     /// Run to the end of the input (or to a stop). The output folder then
     /// holds shards, rejects, side files and a manifest; a run that stops or
     /// dies part way is resumed by running it again.
+    /// Run to the end of the input (or a stop), then commit the response
+    /// cache's pending replies.
     pub async fn run(self, mode: ProgressMode) -> anyhow::Result<RunSummary> {
+        let cache = self.cache.clone();
+        let result = self.run_stages(mode).await;
+        if let Some(cache) = cache {
+            let flushed = tokio::task::spawn_blocking(move || cache.flush()).await;
+            if let Ok(Err(e)) = flushed {
+                tracing::warn!("{e}");
+            }
+        }
+        result
+    }
+
+    async fn run_stages(self, mode: ProgressMode) -> anyhow::Result<RunSummary> {
         let started = Instant::now();
         let started_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
