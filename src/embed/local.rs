@@ -12,7 +12,9 @@ use std::sync::mpsc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
+
+use super::bert::Bert;
 use futures::future::BoxFuture;
 use tokenizers::{Tokenizer, TruncationParams};
 use tokio::sync::oneshot;
@@ -46,7 +48,7 @@ fn model_err(e: impl std::fmt::Display) -> EmbedError {
 
 /// The model and its tokenizer, used from one thread.
 pub struct SentenceModel {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     device: Device,
     pub dim: usize,
@@ -101,7 +103,7 @@ impl SentenceModel {
             )
         }
         .map_err(model_err)?;
-        let model = BertModel::load(vb, &config).map_err(model_err)?;
+        let model = Bert::load(vb, &config).map_err(model_err)?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -161,8 +163,7 @@ impl SentenceModel {
     ) -> candle_core::Result<Vec<Vec<f32>>> {
         let ids = Tensor::from_slice(ids, (rows, len), &self.device)?;
         let mask = Tensor::from_slice(mask, (rows, len), &self.device)?;
-        let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let hidden = self.model.forward(&ids, &mask)?;
         let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&m)?.sum(1)?;
         let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;

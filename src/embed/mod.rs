@@ -4,6 +4,7 @@
 //! [`http::HttpEmbedder`] (any OpenAI-compatible `/v1/embeddings`).
 //! [`CachedEmbedder`] wraps either so each distinct text is embedded once.
 
+pub mod bert;
 pub mod http;
 pub mod hub;
 pub mod local;
