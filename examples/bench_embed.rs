@@ -20,6 +20,10 @@ fn main() {
     let batch: usize = args[2].parse().unwrap();
     let runs: usize = args.get(4).and_then(|r| r.parse().ok()).unwrap_or(1);
     let model = SentenceModel::load(&default_model_dir()).expect("scripts/fetch-model first");
+    // Warm up as the sentence-transformers side does (one batch).
+    model
+        .embed(&texts[..batch.min(texts.len())], batch)
+        .unwrap();
     let mut vectors = Vec::new();
     for run in 0..runs {
         let start = Instant::now();
