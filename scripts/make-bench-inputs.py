@@ -9,8 +9,9 @@ pairs100k.jsonl 100,000 random 12-word texts, each with one word changed
 pairs1m.jsonl   1,000,000 random 12-word texts from a 5,000-word vocabulary,
                 one word changed (the memory benchmark), seeded
 pairs10m.jsonl  the same, 10,000,000 rows (only with --10m)
+questions1m.csv 1,000,000 sample questions, each with 8 random words (only with --questions1m)
 
-    python3 scripts/make-bench-inputs.py /tmp --10m
+    python3 scripts/make-bench-inputs.py /tmp --10m --questions1m
 """
 import csv
 import json
@@ -48,6 +49,29 @@ with open(os.path.join(out, "pairs1m.jsonl"), "w") as f:
         f.write(json.dumps({"id": f"p{i}", "text": " ".join(text), "label": "a",
                             "edited": " ".join(edited), "edited_label": "b"}) + "\n")
 print("wrote big.csv, pairs100k.jsonl and pairs1m.jsonl in", out)
+if "--questions1m" in sys.argv:
+    # 1,000,000 question rows for the rules generator: a sample question
+    # with eight random words from a 5,000-word vocabulary before its
+    # question mark, so rows are distinct and not near-duplicates of each
+    # other (a number alone as the difference, as in big.csv, makes every
+    # row a near-duplicate candidate of thousands of others: a degenerate
+    # input for LSH, not a large one).
+    rng = random.Random(11)
+    vocab = [f"w{i}" for i in range(5000)]
+    with open(os.path.join(out, "questions1m.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(rows[0])
+        n = 0
+        i = 0
+        while n < 1_000_000:
+            for r in rows[1:]:
+                if n == 1_000_000:
+                    break
+                tail = " ".join(rng.choice(vocab) for _ in range(8))
+                w.writerow([f"{r[0]}-{i}", r[1].rstrip("?") + f" {tail}?", r[2], r[3]])
+                n += 1
+            i += 1
+    print("wrote questions1m.csv in", out)
 if "--10m" in sys.argv:
     # The same generator, ten times as long (about 2.2 GB).
     random.seed(1)
