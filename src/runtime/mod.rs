@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Map stages run up to `concurrency` items at once but hand them on in
-//! input order (`buffered`), so the barrier at the end sees sources in the
+//! input order (`window::ordered_window`: the limit counts running items,
+//! finished ones wait in a bounded reorder buffer), so the barrier at the end sees sources in the
 //! order they were read: which duplicate survives, and what lands in which
 //! shard, do not depend on concurrency or timing. Bounded channels keep
 //! memory flat however large the input is.
@@ -19,6 +20,7 @@
 
 pub mod progress;
 pub mod state;
+mod window;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -529,47 +531,46 @@ impl Pipeline {
         let gen_progress = progress.stage(1);
         let stop = self.stop.clone();
         let mut tasks = vec![tokio::spawn(async move {
-            let stream = receiver_stream(ex_rx)
-                .map(|item| {
-                    let generator = generator.clone();
-                    let stop = stop.clone();
-                    async move {
-                        match item {
-                            _ if stop.is_set() => Staged {
-                                seq: 0,
-                                batch: None,
+            let futures = receiver_stream(ex_rx).map(|item| {
+                let generator = generator.clone();
+                let stop = stop.clone();
+                async move {
+                    match item {
+                        _ if stop.is_set() => Staged {
+                            seq: 0,
+                            batch: None,
+                            bad: None,
+                            generated: Generated::default(),
+                            failures: Vec::new(),
+                            skipped: true,
+                        },
+                        Item::Bad(bad) => Staged {
+                            seq: bad.seq,
+                            batch: None,
+                            bad: Some(bad),
+                            generated: Generated::default(),
+                            failures: Vec::new(),
+                            skipped: false,
+                        },
+                        Item::Example(example) => {
+                            let mut generated = generator.generate(example.clone()).await;
+                            let candidates = std::mem::take(&mut generated.candidates);
+                            Staged {
+                                seq: example.seq,
+                                batch: Some(SourceBatch {
+                                    example,
+                                    candidates,
+                                }),
                                 bad: None,
-                                generated: Generated::default(),
-                                failures: Vec::new(),
-                                skipped: true,
-                            },
-                            Item::Bad(bad) => Staged {
-                                seq: bad.seq,
-                                batch: None,
-                                bad: Some(bad),
-                                generated: Generated::default(),
+                                generated,
                                 failures: Vec::new(),
                                 skipped: false,
-                            },
-                            Item::Example(example) => {
-                                let mut generated = generator.generate(example.clone()).await;
-                                let candidates = std::mem::take(&mut generated.candidates);
-                                Staged {
-                                    seq: example.seq,
-                                    batch: Some(SourceBatch {
-                                        example,
-                                        candidates,
-                                    }),
-                                    bad: None,
-                                    generated,
-                                    failures: Vec::new(),
-                                    skipped: false,
-                                }
                             }
                         }
                     }
-                })
-                .buffered(concurrency);
+                }
+            });
+            let stream = window::ordered_window(futures, concurrency, REORDER * concurrency);
             forward(stream, gen_tx, &gen_progress).await;
         })];
 
@@ -580,22 +581,21 @@ impl Pipeline {
             let filter = filter.clone();
             let stage_progress = progress.stage(2 + i);
             tasks.push(tokio::spawn(async move {
-                let stream = receiver_stream(input)
-                    .map(|mut staged| {
-                        let filter = filter.clone();
-                        async move {
-                            if let Some(batch) = &mut staged.batch
-                                && let Err(e) = filter.apply(batch).await
-                            {
-                                for c in batch.candidates.iter_mut().filter(|c| !c.is_rejected()) {
-                                    c.reject(filter.stage(), "error", e.clone());
-                                }
-                                staged.failures.push((filter.stage().to_string(), e));
+                let futures = receiver_stream(input).map(|mut staged| {
+                    let filter = filter.clone();
+                    async move {
+                        if let Some(batch) = &mut staged.batch
+                            && let Err(e) = filter.apply(batch).await
+                        {
+                            for c in batch.candidates.iter_mut().filter(|c| !c.is_rejected()) {
+                                c.reject(filter.stage(), "error", e.clone());
                             }
-                            staged
+                            staged.failures.push((filter.stage().to_string(), e));
                         }
-                    })
-                    .buffered(concurrency);
+                        staged
+                    }
+                });
+                let stream = window::ordered_window(futures, concurrency, REORDER * concurrency);
                 forward(stream, tx, &stage_progress).await;
             }));
         }
@@ -663,6 +663,10 @@ impl Pipeline {
         })
     }
 }
+
+/// A map stage runs up to `concurrency` items and holds up to this many
+/// times as many started but not yet handed on (`window.rs`).
+const REORDER: usize = 4;
 
 /// Send a stage's output on, counting it; stops when the next stage is
 /// gone.
