@@ -148,7 +148,21 @@ fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
         }
     }
     let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
-    acc.iter().sum::<f32>() + tail
+    tree_sum(acc) + tail
+}
+
+/// The lanes of `acc` added pairwise, halves onto halves: log2(N) vector
+/// adds where `iter().sum()` is N − 1 dependent scalar ones.
+#[inline(always)]
+fn tree_sum<const N: usize>(mut acc: [f32; N]) -> f32 {
+    let mut w = N / 2;
+    while w > 0 {
+        for i in 0..w {
+            acc[i] += acc[i + w];
+        }
+        w /= 2;
+    }
+    acc[0]
 }
 
 /// e^x for the softmax, in a form the compiler vectorises (libm's `expf`
@@ -292,12 +306,12 @@ widest! {
                         *sc = dot(q, &rows[kj * h3 + h + off..][..d]);
                         max = max.max(*sc);
                     }
-                    let mut total = 0.0;
+                    // Two loops, not one: a running f32 sum keeps the
+                    // compiler from vectorising `exp`.
                     for sc in &mut scores[..n] {
                         *sc = exp(*sc - max);
-                        total += *sc;
                     }
-                    let inv = 1.0 / total;
+                    let inv = 1.0 / lane_sum(&scores[..n], |x| x);
                     let ctx = &mut seq_out[qi * h + off..][..d];
                     for (&p, &vj) in scores[..n].iter().zip(&keep) {
                         let v = &rows[vj * h3 + 2 * h + off..][..d];
@@ -378,7 +392,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .zip(cb.remainder())
         .map(|(x, y)| x * y)
         .sum();
-    acc.iter().sum::<f32>() + tail
+    tree_sum(acc) + tail
 }
 
 /// A dense layer whose bias is added by the op that follows it.
@@ -588,6 +602,29 @@ mod tests {
         }
         assert!(worst < 2e-7, "worst relative error {worst}");
         assert_eq!(exp(-1000.0), exp(-87.0));
+    }
+
+    #[test]
+    fn lane_sums_and_dots_match_plain_sums_at_every_length() {
+        assert_eq!(tree_sum([1.0f32; 1]), 1.0);
+        assert_eq!(
+            tree_sum(std::array::from_fn::<f32, 16, _>(|i| i as f32)),
+            120.0
+        );
+        for n in [0, 1, 7, 8, 15, 16, 17, 32, 37, 64] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let want_dot: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(x * y)).sum();
+            let want_sq: f64 = a.iter().map(|x| f64::from(x * x)).sum();
+            assert!(
+                (f64::from(dot(&a, &b)) - want_dot).abs() < 1e-5,
+                "dot, n = {n}"
+            );
+            assert!(
+                (f64::from(lane_sum(&a, |x| x * x)) - want_sq).abs() < 1e-5,
+                "lane_sum, n = {n}"
+            );
+        }
     }
 
     #[test]
