@@ -152,9 +152,11 @@ fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 /// The lanes of `acc` added pairwise, halves onto halves: log2(N) vector
-/// adds where `iter().sum()` is N − 1 dependent scalar ones.
+/// adds where `iter().sum()` is N − 1 dependent scalar ones. N must be a
+/// power of two (checked when compiled), or lanes would be left out.
 #[inline(always)]
 fn tree_sum<const N: usize>(mut acc: [f32; N]) -> f32 {
+    const { assert!(N.is_power_of_two()) };
     let mut w = N / 2;
     while w > 0 {
         for i in 0..w {

@@ -7,10 +7,10 @@
 //! ```
 //!
 //! Map stages run up to `concurrency` items at once but hand them on in
-//! input order (`window::ordered_window`: the limit counts running items,
-//! finished ones wait in a bounded reorder buffer), so the barrier at the end sees sources in the
-//! order they were read: which duplicate survives, and what lands in which
-//! shard, do not depend on concurrency or timing. Bounded channels keep
+//! input order (`window::ordered_window`: the limit counts running items;
+//! finished ones wait in a bounded reorder buffer), so the barrier at the
+//! end sees sources in the order they were read: which duplicate survives,
+//! and what lands in which shard, do not depend on concurrency or timing. Bounded channels keep
 //! memory flat however large the input is.
 //!
 //! The sink commits in checkpoints ([`state`]): kill the process at any

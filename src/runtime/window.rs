@@ -4,8 +4,8 @@
 //! next only when the oldest is handed on: a reply that finished early holds
 //! its slot until every earlier one is done, so each slot waits for the
 //! slowest reply of its window (head-of-line blocking). With a fixed 50 ms
-//! server at 256 requests in flight that cost about 7 % of throughput
-//! (docs/BENCHMARKS.md). Here up to `running` futures run at once, finished
+//! server that cost 0.7–4.6 % of throughput (most at 256 in flight)
+//! (docs/BENCHMARKS.md, `scripts/bench-llm`). Here up to `running` futures run at once, finished
 //! results wait in a reorder buffer, and output still comes in input order;
 //! `window` bounds running plus waiting, so a stalled head cannot make the
 //! buffer grow without limit.
@@ -15,7 +15,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures::stream::{FusedStream, FuturesUnordered};
+use futures::future::{Join, Ready, join, ready};
+use futures::stream::{Fuse, FusedStream, FuturesUnordered};
 use futures::{Stream, StreamExt};
 
 /// Map `input`'s futures with at most `running` in flight and at most
@@ -38,35 +39,19 @@ where
     }
 }
 
-type Fused<S> = futures::stream::Fuse<S>;
-
 pub struct OrderedWindow<S>
 where
     S: Stream,
     S::Item: Future,
 {
-    input: Pin<Box<Fused<S>>>,
+    input: Pin<Box<Fuse<S>>>,
     running_limit: usize,
     window: u64,
-    running: FuturesUnordered<Indexed<S::Item>>,
+    /// Each future joined with its position in the input.
+    running: FuturesUnordered<Join<S::Item, Ready<u64>>>,
     finished: BTreeMap<u64, <S::Item as Future>::Output>,
     next_in: u64,
     next_out: u64,
-}
-
-/// A future with its position in the input.
-pub struct Indexed<F> {
-    at: u64,
-    future: Pin<Box<F>>,
-}
-
-impl<F: Future> Future for Indexed<F> {
-    type Output = (u64, F::Output);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let at = self.at;
-        self.future.as_mut().poll(cx).map(|out| (at, out))
-    }
 }
 
 impl<S> Stream for OrderedWindow<S>
@@ -77,7 +62,8 @@ where
     type Item = <S::Item as Future>::Output;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // Every field is Unpin (the input and the futures are boxed).
+        // Every field is Unpin (the input is boxed; FuturesUnordered pins
+        // its futures itself).
         let this = Pin::into_inner(self);
         loop {
             while !this.input.is_terminated()
@@ -86,10 +72,7 @@ where
             {
                 match this.input.as_mut().poll_next(cx) {
                     Poll::Ready(Some(future)) => {
-                        this.running.push(Indexed {
-                            at: this.next_in,
-                            future: Box::pin(future),
-                        });
+                        this.running.push(join(future, ready(this.next_in)));
                         this.next_in += 1;
                     }
                     Poll::Ready(None) | Poll::Pending => break,
@@ -100,7 +83,7 @@ where
                 return Poll::Ready(Some(out));
             }
             match this.running.poll_next_unpin(cx) {
-                Poll::Ready(Some((at, out))) => {
+                Poll::Ready(Some((out, at))) => {
                     this.finished.insert(at, out);
                 }
                 // Nothing running and the head not finished: either the
@@ -155,9 +138,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_head_does_not_hold_the_other_slots() {
         // Item 0 takes 100 ms, the rest 10 ms, 4 at a time. `buffered(4)`
-        // would hold 3 finished items behind item 0 and take ≈ 100 + 10 ×
-        // 12 ms for 40 items; with room to reorder the other three slots
-        // keep working while item 0 runs.
+        // holds 3 finished items behind item 0 and takes ≈ 100 + 9 × 10 ms
+        // for 40 items; with room to reorder, the other three slots keep
+        // working while item 0 runs (≈ 13 × 10 ms).
         let slow_head = |i| if i == 0 { 100 } else { 10 };
         let (out, _, took) = run(40, 4, 64, slow_head).await;
         assert_eq!(out, (0..40).collect::<Vec<_>>());
