@@ -35,6 +35,8 @@ fn main() {
         edited_field: "text".into(),
         original: String::new(),
         edited: String::new(),
+        context_edits: Default::default(),
+        edited_context: None,
         original_label: None,
         edited_label: None,
         relation: Relation::Flip,

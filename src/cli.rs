@@ -219,8 +219,10 @@ pub struct GenerateArgs {
     )]
     pub fields: Vec<String>,
     /// Pairs mode: the column holding an existing edit; generation is skipped.
-    #[arg(long, help_heading = "Input mapping")]
-    pub edited_field: Option<String>,
+    /// `FIELD=COLUMN` names the edited version of another task field (an NLI
+    /// premise, a QA passage); repeat for each edited field.
+    #[arg(long, value_name = "[FIELD=]COLUMN", help_heading = "Input mapping")]
+    pub edited_field: Vec<String>,
     /// Pairs mode: the column holding the edit's label.
     #[arg(long, help_heading = "Input mapping")]
     pub edited_label_field: Option<String>,
@@ -296,11 +298,25 @@ pub struct GenerateArgs {
     #[arg(long, help_heading = "Similarity")]
     pub no_similarity: bool,
 
-    /// Most word edits (default: the task's).
-    #[arg(long, help_heading = "Edit distance")]
+    /// Edit operations allowed in a short field (default: the task's); long
+    /// fields get more, by the task's ops per 100 words.
+    #[arg(long, help_heading = "Edit measure")]
+    pub max_edit_ops: Option<u32>,
+    /// Further edit operations per 100 words of a field (default: the task's).
+    #[arg(long, help_heading = "Edit measure")]
+    pub ops_per_100_words: Option<f64>,
+    /// Changed words as a share of a long field (default: the task's).
+    #[arg(long, help_heading = "Edit measure")]
+    pub max_changed_share: Option<f64>,
+    /// Least share of the original's content words an edit keeps (default:
+    /// the task's); below it the edit counts as an unrelated text.
+    #[arg(long, help_heading = "Edit measure")]
+    pub min_related_share: Option<f64>,
+    /// Also cap word-level Levenshtein edits (off unless set).
+    #[arg(long, help_heading = "Edit measure")]
     pub max_word_edits: Option<u32>,
-    /// Most word edits per original word (default: the task's).
-    #[arg(long, help_heading = "Edit distance")]
+    /// Also cap Levenshtein edits per original word (off unless set).
+    #[arg(long, help_heading = "Edit measure")]
     pub max_edit_ratio: Option<f64>,
 
     /// Sources in flight per stage.

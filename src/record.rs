@@ -47,7 +47,12 @@ impl fmt::Display for RowOrigin {
 /// another tool, to be checked rather than generated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GivenEdit {
+    /// The edited value of the task's edit field (its original value when
+    /// only other fields were edited).
     pub edited: String,
+    /// Edited values of the task's other fields (an NLI premise, a QA
+    /// passage), by task field name.
+    pub fields: BTreeMap<String, String>,
     pub edited_label: Option<String>,
     pub edit_type: Option<String>,
 }
@@ -86,6 +91,25 @@ impl SourceExample {
         (!parts.is_empty()).then(|| parts.join("\n"))
     }
 
+    /// [`SourceExample::context`] after `edits` (edited values of those
+    /// fields), when there are any.
+    pub fn edited_context(
+        &self,
+        edited_field: &str,
+        edits: &BTreeMap<String, String>,
+    ) -> Option<String> {
+        if edits.is_empty() {
+            return None;
+        }
+        let parts: Vec<&str> = self
+            .fields
+            .iter()
+            .filter(|(k, _)| k.as_str() != edited_field && k.as_str() != "label")
+            .map(|(k, v)| edits.get(k).unwrap_or(v).as_str())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("\n"))
+    }
+
     /// `source_id` from the content when the input has no id column.
     pub fn content_id(task: &str, fields: &BTreeMap<String, String>) -> String {
         let mut parts: Vec<&str> = vec![task];
@@ -110,8 +134,22 @@ pub struct Rejection {
 /// Scores filters attach; absent when the filter did not run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Scores {
+    /// Word-level Levenshtein distance over the changed fields, and that
+    /// over the original's words (kept for comparison with other tools).
     pub word_edits: Option<u32>,
     pub edit_ratio: Option<f64>,
+    /// Edit operations (a phrase replaced, inserted, deleted, swapped or
+    /// moved counts once), over all changed fields.
+    pub edit_ops: Option<u32>,
+    /// The largest share of changed words over the changed fields.
+    pub changed_share: Option<f64>,
+    /// The smallest share of the original's content words kept.
+    pub related_share: Option<f64>,
+    /// Fields that changed, comma-separated (`text`, `premise,text`,
+    /// `text#2` for the second segment of a joined text).
+    pub changed_fields: Option<String>,
+    /// The operations as JSON: field, op, from, to and byte ranges.
+    pub edit_spans: Option<String>,
     pub similarity: Option<f64>,
     pub verify: Option<VerifyScores>,
 }
@@ -138,6 +176,12 @@ pub struct Candidate {
     pub edited_field: String,
     pub original: String,
     pub edited: String,
+    /// Edited values of other fields of the example (pairs mode with an
+    /// edited premise or passage); empty when only `edited_field` changed.
+    pub context_edits: BTreeMap<String, String>,
+    /// The unedited fields after those edits, joined as the `context`
+    /// column joins them; `None` when no other field changed.
+    pub edited_context: Option<String>,
     pub original_label: Option<String>,
     pub edited_label: Option<String>,
     pub relation: Relation,
@@ -177,6 +221,8 @@ impl Candidate {
             edited_field: edited_field.to_string(),
             original,
             edited,
+            context_edits: BTreeMap::new(),
+            edited_context: None,
             original_label: example.field("label").map(str::to_string),
             edited_label: None,
             relation,
@@ -190,6 +236,36 @@ impl Candidate {
             target_span: None,
             scores: Scores::default(),
             rejection: None,
+        }
+    }
+
+    /// Give the candidate edits of other fields of `example` too; the
+    /// pair id then covers them, so two edits of one passage are two
+    /// pairs.
+    pub fn with_context_edits(
+        mut self,
+        example: &SourceExample,
+        edits: BTreeMap<String, String>,
+    ) -> Self {
+        if !edits.is_empty() {
+            let mut parts: Vec<&str> = vec![&self.source_id, &self.edited_field, &self.edited];
+            for (k, v) in &edits {
+                parts.push(k);
+                parts.push(v);
+            }
+            self.pair_id = stable_hash(&parts, 16);
+            self.edited_context = example.edited_context(&self.edited_field, &edits);
+        }
+        self.context_edits = edits;
+        self
+    }
+
+    /// The edited example as dedup compares it: the edit, and the edited
+    /// context when the edit changed it.
+    pub fn dedup_text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.edited_context {
+            None => std::borrow::Cow::Borrowed(&self.edited),
+            Some(ctx) => std::borrow::Cow::Owned(format!("{}\n{ctx}", self.edited)),
         }
     }
 

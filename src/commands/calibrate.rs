@@ -23,6 +23,15 @@ type Score = (&'static str, bool, fn(&PairRow) -> Option<f64>);
 const SCORES: &[Score] = &[
     ("similarity (min)", true, |p| p.similarity),
     ("similarity (max)", false, |p| p.similarity),
+    // The edit measure's bounds: `max_ops`, `ops_per_100_words`,
+    // `max_changed_share`, `min_related_share`.
+    ("edit_ops (max)", false, |p| p.edit_ops),
+    ("edit_ops per 100 words (max)", false, |p| {
+        let n = crate::text::words(&p.original).len().max(1);
+        p.edit_ops.map(|o| o * 100.0 / n as f64)
+    }),
+    ("changed_share (max)", false, |p| p.changed_share),
+    ("related_share (min)", true, |p| p.related_share),
     ("word_edits (max)", false, |p| p.word_edits),
     ("edit_ratio (max)", false, |p| p.edit_ratio),
     ("verify_relation (min)", true, |p| p.verify_relation),

@@ -8,8 +8,8 @@ use crate::UsageError;
 use crate::cli::GenerateArgs;
 use crate::config::DedupConfig;
 use crate::config::{
-    CacheConfig, EmbedderConfig, EndpointConfig, FilterConfig, GeneratorConfig, LlmGeneratorConfig,
-    PipelineConfig, RuleOp, SinkConfig, SourceConfig, SourceFormat,
+    CacheConfig, EditDistanceConfig, EmbedderConfig, EndpointConfig, FilterConfig, GeneratorConfig,
+    LlmGeneratorConfig, PipelineConfig, RuleOp, SinkConfig, SourceConfig, SourceFormat,
 };
 use crate::llm::budget::{BudgetConfig, Price};
 use crate::llm::cache::CacheMode;
@@ -146,13 +146,27 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
         },
     };
     let d = task.filters;
-    let mut filters = vec![
-        FilterConfig::LabelChange,
-        FilterConfig::EditDistance {
-            max_word_edits: args.max_word_edits.unwrap_or(d.max_word_edits),
-            max_edit_ratio: args.max_edit_ratio.unwrap_or(d.max_edit_ratio),
-        },
-    ];
+    let mut edit = EditDistanceConfig::from_task(task);
+    edit.max_ops = args.max_edit_ops.or(edit.max_ops);
+    edit.ops_per_100_words = args.ops_per_100_words.or(edit.ops_per_100_words);
+    edit.max_changed_share = args.max_changed_share.or(edit.max_changed_share);
+    edit.min_related_share = args.min_related_share.or(edit.min_related_share);
+    edit.max_word_edits = args.max_word_edits;
+    edit.max_edit_ratio = args.max_edit_ratio;
+    let mut filters = vec![FilterConfig::LabelChange, FilterConfig::EditDistance(edit)];
+    // `--edited-field COLUMN` is the edited text; `FIELD=COLUMN` an edited
+    // version of another field.
+    let mut edited = None;
+    let mut edited_fields = BTreeMap::new();
+    for spec in &args.edited_field {
+        match spec.split_once('=') {
+            Some((f, c)) if f.trim() != task.edit_field => {
+                edited_fields.insert(f.trim().to_string(), c.trim().to_string());
+            }
+            Some((_, c)) => edited = Some(c.trim().to_string()),
+            None => edited = Some(spec.trim().to_string()),
+        }
+    }
     if !args.no_similarity {
         filters.push(FilterConfig::Similarity {
             min: args.sim_min.unwrap_or(d.similarity_min),
@@ -169,7 +183,8 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
             format,
             id: args.id_field.clone(),
             fields,
-            edited: args.edited_field.clone(),
+            edited,
+            edited_fields,
             edited_label: args.edited_label_field.clone(),
             edit_type: args.edit_type_field.clone(),
             max_bad_rows: args.max_bad_rows,

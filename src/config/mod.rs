@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::UsageError;
+use crate::filter::edit_measure::EditBounds;
 use crate::tasks::{self, TaskPreset};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +159,10 @@ pub struct SourceConfig {
     /// skipped and the pairs are checked, deduplicated and written.
     #[serde(default)]
     pub edited: Option<String>,
+    /// Pairs mode: task field → column holding the edited version of a
+    /// field other than the edited text (an NLI premise, a QA passage).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub edited_fields: BTreeMap<String, String>,
     #[serde(default)]
     pub edited_label: Option<String>,
     #[serde(default)]
@@ -184,7 +189,7 @@ fn default_max_field_bytes() -> usize {
 
 impl SourceConfig {
     pub fn pairs_mode(&self) -> bool {
-        self.edited.is_some()
+        self.edited.is_some() || !self.edited_fields.is_empty()
     }
 
     pub fn resolved_format(&self) -> Result<SourceFormat, UsageError> {
@@ -474,18 +479,67 @@ impl Default for EmbedderConfig {
 pub enum FilterConfig {
     /// A `flip` edit must not keep its label (normalised comparison).
     LabelChange,
-    /// Word-level Levenshtein distance between original and edit. No-ops
-    /// (identical after normalisation) are always rejected.
-    EditDistance {
-        max_word_edits: u32,
-        /// Edits divided by the original's word count.
-        max_edit_ratio: f64,
-    },
+    /// The edit measure: original and edit aligned word by word into edit
+    /// operations per field, bounded relative to each field's length;
+    /// no-ops, truncations, scrambles, doubled and unrelated texts are
+    /// rejected by name. Unset bounds are the task's.
+    EditDistance(EditDistanceConfig),
     /// Cosine similarity of the embeddings must lie in `[min, max]`.
     Similarity { min: f64, max: f64 },
     /// An LLM judge scores each edit on four criteria in [0, 1]; an edit
     /// below any threshold is rejected. Every score is stored.
     Verify(Box<VerifyConfig>),
+}
+
+/// The edit measure's bounds ([`EditBounds`]); each unset one is the
+/// task's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditDistanceConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ops: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_per_100_words: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_changed_words: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_changed_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_related_share: Option<f64>,
+    /// Optional extra caps on word-level Levenshtein distance (absolute,
+    /// and over the original's word count), as earlier versions had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_word_edits: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_edit_ratio: Option<f64>,
+}
+
+impl EditDistanceConfig {
+    /// Every bound set, from the task's defaults.
+    pub fn from_task(task: &TaskPreset) -> Self {
+        let d = task.filters.edit;
+        EditDistanceConfig {
+            max_ops: Some(d.max_ops),
+            ops_per_100_words: Some(d.ops_per_100_words),
+            max_changed_words: Some(d.max_changed_words),
+            max_changed_share: Some(d.max_changed_share),
+            min_related_share: Some(d.min_related_share),
+            max_word_edits: None,
+            max_edit_ratio: None,
+        }
+    }
+
+    /// The bounds, unset ones from the task.
+    pub fn bounds(&self, task: &TaskPreset) -> EditBounds {
+        let d = task.filters.edit;
+        EditBounds {
+            max_ops: self.max_ops.unwrap_or(d.max_ops),
+            ops_per_100_words: self.ops_per_100_words.unwrap_or(d.ops_per_100_words),
+            max_changed_words: self.max_changed_words.unwrap_or(d.max_changed_words),
+            max_changed_share: self.max_changed_share.unwrap_or(d.max_changed_share),
+            min_related_share: self.min_related_share.unwrap_or(d.min_related_share),
+        }
+    }
 }
 
 /// The verification stage: its own endpoint, prompt and thresholds.
@@ -558,7 +612,7 @@ impl FilterConfig {
     pub fn stage_name(&self) -> &'static str {
         match self {
             FilterConfig::LabelChange => "label_change",
-            FilterConfig::EditDistance { .. } => "edit_distance",
+            FilterConfig::EditDistance(_) => "edit_distance",
             FilterConfig::Similarity { .. } => "similarity",
             FilterConfig::Verify(_) => "verify",
         }
@@ -568,10 +622,7 @@ impl FilterConfig {
     pub fn defaults_for(task: &TaskPreset) -> Vec<FilterConfig> {
         vec![
             FilterConfig::LabelChange,
-            FilterConfig::EditDistance {
-                max_word_edits: task.filters.max_word_edits,
-                max_edit_ratio: task.filters.max_edit_ratio,
-            },
+            FilterConfig::EditDistance(EditDistanceConfig::from_task(task)),
             FilterConfig::Similarity {
                 min: task.filters.similarity_min,
                 max: task.filters.similarity_max,
@@ -746,14 +797,32 @@ impl PipelineConfig {
                 )));
             }
         }
+        for field in self.source.edited_fields.keys() {
+            if task.field(field).is_none() || field == "label" {
+                let known: Vec<&str> = task
+                    .fields
+                    .iter()
+                    .map(|f| f.name)
+                    .filter(|f| *f != "label")
+                    .collect();
+                return Err(UsageError::new(format!(
+                    "source.edited_fields: task `{}` has no field `{field}` to edit; its fields \
+                     are: {}",
+                    task.name,
+                    known.join(", ")
+                )));
+            }
+        }
         for f in self.resolved_filters()? {
             match f {
                 FilterConfig::LabelChange => {}
-                FilterConfig::EditDistance {
-                    max_edit_ratio,
-                    max_word_edits,
-                } => {
-                    if max_word_edits == 0 || max_edit_ratio.is_nan() || max_edit_ratio <= 0.0 {
+                FilterConfig::EditDistance(e) => {
+                    if let Some(problem) = e.bounds(task).problem() {
+                        return Err(UsageError::new(format!("filters.edit_distance: {problem}")));
+                    }
+                    if e.max_word_edits == Some(0)
+                        || e.max_edit_ratio.is_some_and(|r| r.is_nan() || r <= 0.0)
+                    {
                         return Err(UsageError::new(
                             "filters.edit_distance: max_word_edits and max_edit_ratio must be \
                              above 0 (a zero bound would reject every edit)",

@@ -169,7 +169,7 @@ impl ExactDedup {
                 context = Some((c.edited_field.clone(), state));
             }
             let (_, state) = context.as_ref().expect("set above");
-            keys.push(Some(Self::key(state, &c.edited_field, &c.edited)));
+            keys.push(Some(Self::key(state, &c.edited_field, &c.dedup_text())));
         }
         for (c, key) in candidates.iter_mut().zip(keys) {
             let Some(key) = key else { continue };

@@ -611,7 +611,7 @@ impl NearDedup {
             let scope_key = *scopes
                 .entry(c.edited_field.clone())
                 .or_insert_with(|| scope(context_of(&c.edited_field).as_deref(), &c.edited_field));
-            let Some(sig) = self.hasher.signature(&c.edited) else {
+            let Some(sig) = self.hasher.signature(&c.dedup_text()) else {
                 continue;
             };
             let small = compact(&sig);

@@ -4,6 +4,7 @@
 //! written to the rejects shards) and later filters skip it.
 
 pub mod edit_distance;
+pub mod edit_measure;
 pub mod label_change;
 pub mod similarity;
 pub mod verify;

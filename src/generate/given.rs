@@ -46,6 +46,15 @@ impl Generator for GivenEdits {
                     .clone()
                     .unwrap_or_else(|| "unspecified".to_string()),
                 "given",
+            )
+            .with_context_edits(
+                &example,
+                given
+                    .fields
+                    .iter()
+                    .filter(|(f, v)| example.field(f) != Some(v.as_str()))
+                    .map(|(f, v)| (f.clone(), v.clone()))
+                    .collect(),
             );
             c.edited_label = given.edited_label.clone();
             out.candidates.push(c);

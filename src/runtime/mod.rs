@@ -271,12 +271,10 @@ impl Pipeline {
                     Arc::new(Verifier::new(task.name, (**v).clone(), client, set))
                 }
                 FilterConfig::LabelChange => Arc::new(LabelChange),
-                FilterConfig::EditDistance {
-                    max_word_edits,
-                    max_edit_ratio,
-                } => Arc::new(EditDistance {
-                    max_word_edits: *max_word_edits,
-                    max_edit_ratio: *max_edit_ratio,
+                FilterConfig::EditDistance(e) => Arc::new(EditDistance {
+                    bounds: e.bounds(task),
+                    max_word_edits: e.max_word_edits,
+                    max_edit_ratio: e.max_edit_ratio,
                 }),
                 FilterConfig::Similarity { min, max } => Arc::new(SimilarityBand {
                     min: *min,

@@ -46,10 +46,16 @@ pub const PAIR_COLUMNS: &[&str] = &[
     "generator",
     "edited_field",
     "context",
+    "edited_context",
     "source_seq",
     "candidate",
     "word_edits",
     "edit_ratio",
+    "edit_ops",
+    "changed_share",
+    "related_share",
+    "changed_fields",
+    "edit_spans",
     "similarity",
     "prompt_sha256",
     "temperature",
@@ -182,6 +188,7 @@ fn to_frame(rows: &[Row], with_rejection: bool) -> PolarsResult<DataFrame> {
             s(&|r| Some(r.candidate.edited_field.clone())),
         ),
         str_col("context", s(&|r| r.context.clone())),
+        str_col("edited_context", s(&|r| r.candidate.edited_context.clone())),
         Column::new(
             "source_seq".into(),
             rows.iter().map(|r| r.source_seq).collect::<Vec<_>>(),
@@ -202,6 +209,29 @@ fn to_frame(rows: &[Row], with_rejection: bool) -> PolarsResult<DataFrame> {
                 .map(|r| r.candidate.scores.edit_ratio)
                 .collect::<Vec<_>>(),
         ),
+        Column::new(
+            "edit_ops".into(),
+            rows.iter()
+                .map(|r| r.candidate.scores.edit_ops)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "changed_share".into(),
+            rows.iter()
+                .map(|r| r.candidate.scores.changed_share)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "related_share".into(),
+            rows.iter()
+                .map(|r| r.candidate.scores.related_share)
+                .collect::<Vec<_>>(),
+        ),
+        str_col(
+            "changed_fields",
+            s(&|r| r.candidate.scores.changed_fields.clone()),
+        ),
+        str_col("edit_spans", s(&|r| r.candidate.scores.edit_spans.clone())),
         Column::new(
             "similarity".into(),
             rows.iter()
@@ -335,6 +365,14 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
             s("edited_field"),
             s("context"),
         );
+        let (edited_context, ops, changed, kept, changed_fields, spans) = (
+            s("edited_context"),
+            f("edit_ops"),
+            f("changed_share"),
+            f("related_share"),
+            s("changed_fields"),
+            s("edit_spans"),
+        );
         let (seq, index, we, er, sim) = (
             f("source_seq"),
             f("candidate"),
@@ -385,6 +423,10 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
                 edited_field: field[i].clone().unwrap_or_else(|| "text".into()),
                 original: original[i].clone().unwrap_or_default(),
                 edited: edited[i].clone().unwrap_or_default(),
+                // Only the joined edited context is stored; the measure
+                // that needed the fields one by one has run.
+                context_edits: Default::default(),
+                edited_context: edited_context[i].clone(),
                 original_label: ol[i].clone(),
                 edited_label: el[i].clone(),
                 relation: if relation[i].as_deref() == Some("invariant") {
@@ -403,6 +445,11 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
                 scores: Scores {
                     word_edits: we[i].map(|x| x as u32),
                     edit_ratio: er[i],
+                    edit_ops: ops[i].map(|x| x as u32),
+                    changed_share: changed[i],
+                    related_share: kept[i],
+                    changed_fields: changed_fields[i].clone(),
+                    edit_spans: spans[i].clone(),
                     similarity: sim[i],
                     verify,
                 },

@@ -107,6 +107,8 @@ pub(crate) struct RowMapper {
     fields: Vec<(String, String, bool)>,
     id_column: Option<String>,
     edited: Option<String>,
+    /// Task field → column of its edited version (pairs mode).
+    edited_fields: Vec<(String, String)>,
     edited_label: Option<String>,
     edit_type: Option<String>,
     max_field_bytes: usize,
@@ -129,6 +131,11 @@ impl RowMapper {
             fields,
             id_column: config.id.clone(),
             edited: config.edited.clone(),
+            edited_fields: config
+                .edited_fields
+                .iter()
+                .map(|(f, c)| (f.clone(), c.clone()))
+                .collect(),
             edited_label: config.edited_label.clone(),
             edit_type: config.edit_type.clone(),
             max_field_bytes: config.max_field_bytes,
@@ -180,6 +187,13 @@ impl RowMapper {
             if let Some(c) = column {
                 cols.push(need(c, what.to_string(), format!("{flag} COLUMN")));
             }
+        }
+        for (field, c) in &self.edited_fields {
+            cols.push(need(
+                c,
+                format!("the edited `{field}` (pairs mode)"),
+                format!("--edited-field {field}=COLUMN"),
+            ));
         }
         cols
     }
@@ -299,38 +313,55 @@ impl RowMapper {
             }
             None => SourceExample::content_id(self.task.name, &fields),
         };
-        let given = match &self.edited {
-            Some(col) => {
-                used.push(col);
-                let edited = match lookup(col) {
-                    Some(Some(v)) if !v.trim().is_empty() => v.clone(),
-                    _ => {
-                        return SourceItem::Bad(self.bad(
-                            seq,
-                            line,
-                            Some(col),
-                            "missing_field",
-                            format!("edited column `{col}` is missing or empty"),
-                        ));
+        let given = if self.edited.is_some() || !self.edited_fields.is_empty() {
+            let opt = |c: &str| -> Option<String> {
+                lookup(c)
+                    .cloned()
+                    .flatten()
+                    .filter(|v| !v.trim().is_empty())
+            };
+            let edited = match &self.edited {
+                Some(col) => {
+                    used.push(col);
+                    match opt(col) {
+                        Some(v) => v,
+                        None => {
+                            return SourceItem::Bad(self.bad(
+                                seq,
+                                line,
+                                Some(col),
+                                "missing_field",
+                                format!("edited column `{col}` is missing or empty"),
+                            ));
+                        }
                     }
-                };
-                let opt = |c: &Option<String>| -> Option<String> {
-                    lookup(c.as_ref()?)
-                        .cloned()
-                        .flatten()
-                        .filter(|v| !v.trim().is_empty())
-                };
-                used.extend(self.edited_label.iter().map(String::as_str));
-                used.extend(self.edit_type.iter().map(String::as_str));
-                let edited_label = opt(&self.edited_label);
-                let edit_type = opt(&self.edit_type);
-                Some(GivenEdit {
-                    edited,
-                    edited_label,
-                    edit_type,
-                })
+                }
+                // Only other fields were edited: the text stays as it is.
+                None => fields
+                    .get(self.task.edit_field)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let mut edited_fields = BTreeMap::new();
+            for (field, col) in &self.edited_fields {
+                used.push(col);
+                // An empty edited cell means that field was not edited.
+                if let Some(v) = opt(col) {
+                    edited_fields.insert(field.clone(), v);
+                }
             }
-            None => None,
+            used.extend(self.edited_label.iter().map(String::as_str));
+            used.extend(self.edit_type.iter().map(String::as_str));
+            let edited_label = self.edited_label.as_deref().and_then(opt);
+            let edit_type = self.edit_type.as_deref().and_then(opt);
+            Some(GivenEdit {
+                edited,
+                fields: edited_fields,
+                edited_label,
+                edit_type,
+            })
+        } else {
+            None
         };
         let passthrough = row
             .iter()

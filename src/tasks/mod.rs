@@ -6,6 +6,8 @@
 //! Presets are data: adding a task is a `prompts/<task>/` folder and one
 //! entry in [`PRESETS`]; the runtime never matches on a task name.
 
+use crate::filter::edit_measure::EditBounds;
+
 /// A field of the task's input.
 #[derive(Debug, Clone, Copy)]
 pub struct FieldSpec {
@@ -52,10 +54,25 @@ impl LabelKind {
 /// Default filter bounds for a task; a pipeline file may override each.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FilterDefaults {
-    pub max_word_edits: u32,
-    pub max_edit_ratio: f64,
+    pub edit: EditBounds,
     pub similarity_min: f64,
     pub similarity_max: f64,
+}
+
+const fn bounds(
+    max_ops: u32,
+    ops_per_100_words: f64,
+    max_changed_words: u32,
+    max_changed_share: f64,
+    min_related_share: f64,
+) -> EditBounds {
+    EditBounds {
+        max_ops,
+        ops_per_100_words,
+        max_changed_words,
+        max_changed_share,
+        min_related_share,
+    }
 }
 
 /// Where the LLM reply keeps the parts of a candidate.
@@ -151,8 +168,7 @@ pub const PRESETS: &[TaskPreset] = &[
         },
         prompts: prompts!("question"),
         filters: FilterDefaults {
-            max_word_edits: 4,
-            max_edit_ratio: 0.5,
+            edit: bounds(3, 6.0, 10, 0.4, 0.2),
             similarity_min: 0.35,
             similarity_max: 0.99,
         },
@@ -189,8 +205,7 @@ pub const PRESETS: &[TaskPreset] = &[
         },
         prompts: prompts!("caption"),
         filters: FilterDefaults {
-            max_word_edits: 5,
-            max_edit_ratio: 0.5,
+            edit: bounds(3, 6.0, 12, 0.4, 0.4),
             similarity_min: 0.4,
             similarity_max: 0.99,
         },
@@ -223,8 +238,7 @@ pub const PRESETS: &[TaskPreset] = &[
         },
         prompts: prompts!("nli"),
         filters: FilterDefaults {
-            max_word_edits: 5,
-            max_edit_ratio: 0.6,
+            edit: bounds(4, 6.0, 14, 0.4, 0.2),
             similarity_min: 0.3,
             similarity_max: 0.995,
         },
@@ -252,8 +266,7 @@ pub const PRESETS: &[TaskPreset] = &[
         },
         prompts: prompts!("claim"),
         filters: FilterDefaults {
-            max_word_edits: 6,
-            max_edit_ratio: 0.6,
+            edit: bounds(3, 6.0, 12, 0.4, 0.15),
             similarity_min: 0.3,
             similarity_max: 0.99,
         },
@@ -286,8 +299,7 @@ pub const PRESETS: &[TaskPreset] = &[
         },
         prompts: prompts!("text"),
         filters: FilterDefaults {
-            max_word_edits: 8,
-            max_edit_ratio: 0.7,
+            edit: bounds(6, 6.0, 16, 0.4, 0.3),
             similarity_min: 0.3,
             similarity_max: 0.995,
         },
