@@ -404,6 +404,11 @@ pub struct DedupArgs {
     /// Estimated Jaccard similarity at which two edits are near-duplicates.
     #[arg(long, help_heading = "Dedup")]
     pub near_threshold: Option<f64>,
+    /// Also reject an edit whose estimated Jaccard similarity to its own
+    /// original reaches this (off by default: the edit measure rejects
+    /// no-ops, and a fixed bound rejects minimal edits of long texts).
+    #[arg(long, help_heading = "Dedup")]
+    pub near_original_threshold: Option<f64>,
 }
 
 impl DedupArgs {
@@ -415,6 +420,9 @@ impl DedupArgs {
         near.against.extend(self.against.iter().cloned());
         if let Some(t) = self.near_threshold {
             near.threshold = t;
+        }
+        if let Some(t) = self.near_original_threshold {
+            near.original_threshold = Some(t);
         }
     }
 }

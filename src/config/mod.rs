@@ -529,6 +529,20 @@ impl EditDistanceConfig {
         }
     }
 
+    /// Every bound set: the configured ones, the rest from the task.
+    pub fn resolved(&self, task: &TaskPreset) -> Self {
+        let b = self.bounds(task);
+        EditDistanceConfig {
+            max_ops: Some(b.max_ops),
+            ops_per_100_words: Some(b.ops_per_100_words),
+            max_changed_words: Some(b.max_changed_words),
+            max_changed_share: Some(b.max_changed_share),
+            min_related_share: Some(b.min_related_share),
+            max_word_edits: self.max_word_edits,
+            max_edit_ratio: self.max_edit_ratio,
+        }
+    }
+
     /// The bounds, unset ones from the task.
     pub fn bounds(&self, task: &TaskPreset) -> EditBounds {
         let d = task.filters.edit;
@@ -771,11 +785,20 @@ impl PipelineConfig {
         })
     }
 
-    /// The filters this run uses: the configured ones, or the task's.
+    /// The filters this run uses: the configured ones, or the task's; the
+    /// edit measure's unset bounds filled in from the task, so the manifest
+    /// shows the bounds that were applied.
     pub fn resolved_filters(&self) -> Result<Vec<FilterConfig>, UsageError> {
+        let task = self.task()?;
         Ok(match &self.filters {
-            Some(f) => f.clone(),
-            None => FilterConfig::defaults_for(self.task()?),
+            Some(f) => f
+                .iter()
+                .map(|f| match f {
+                    FilterConfig::EditDistance(e) => FilterConfig::EditDistance(e.resolved(task)),
+                    other => other.clone(),
+                })
+                .collect(),
+            None => FilterConfig::defaults_for(task),
         })
     }
 

@@ -20,16 +20,22 @@ pub struct EditDistance {
     pub max_edit_ratio: Option<f64>,
 }
 
-/// The candidate's fields as (field, original, edited): the edited field,
-/// then every other field it edits.
+/// The example's fields as (field, original, edited): the edited field,
+/// then every other field but the label, edited or not — the unedited
+/// ones (an NLI premise, a QA passage) are what a rewritten text has to
+/// be about.
 fn parts<'a>(example: &'a SourceExample, c: &'a Candidate) -> Vec<(&'a str, &'a str, &'a str)> {
     let mut out = vec![(
         c.edited_field.as_str(),
         c.original.as_str(),
         c.edited.as_str(),
     )];
-    for (f, v) in &c.context_edits {
-        out.push((f.as_str(), example.field(f).unwrap_or_default(), v.as_str()));
+    for (f, original) in &example.fields {
+        if *f == c.edited_field || f == "label" {
+            continue;
+        }
+        let edited = c.context_edits.get(f).unwrap_or(original);
+        out.push((f.as_str(), original.as_str(), edited.as_str()));
     }
     out
 }

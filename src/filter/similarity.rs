@@ -30,19 +30,37 @@ impl Filter for SimilarityBand {
             if live.is_empty() {
                 return Ok(());
             }
-            // The original first, then each live edit; the cache embeds a
-            // text shared by several candidates once.
-            let mut texts: Vec<&str> = vec![batch.candidates[live[0]].original.as_str()];
-            texts.extend(live.iter().map(|&i| batch.candidates[i].edited.as_str()));
+            // Each live candidate's original and edit (the whole example
+            // when the edit changed other fields too, as a premise or a
+            // passage edit does); the cache embeds a text shared by several
+            // candidates once.
+            let example = batch.example.clone();
+            let mut texts: Vec<String> = Vec::with_capacity(2 * live.len());
+            for &i in &live {
+                let c = &batch.candidates[i];
+                match &c.edited_context {
+                    None => {
+                        texts.push(c.original.clone());
+                        texts.push(c.edited.clone());
+                    }
+                    Some(edited_context) => {
+                        let context = example.context(&c.edited_field).unwrap_or_default();
+                        texts.push(format!("{}\n{context}", c.original));
+                        texts.push(format!("{}\n{edited_context}", c.edited));
+                    }
+                }
+            }
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let vectors = self
                 .embedder
-                .embed_all(&texts)
+                .embed_all(&refs)
                 .await
                 .map_err(|e| e.to_string())?;
             for (k, &i) in live.iter().enumerate() {
                 let c = &mut batch.candidates[i];
                 // Round so the stored score is what was compared.
-                let sim = (f64::from(cosine(&vectors[0], &vectors[k + 1])) * 1e6).round() / 1e6;
+                let sim =
+                    (f64::from(cosine(&vectors[2 * k], &vectors[2 * k + 1])) * 1e6).round() / 1e6;
                 c.scores.similarity = Some(sim);
                 if sim < self.min {
                     c.reject(

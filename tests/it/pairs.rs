@@ -112,3 +112,157 @@ fn creak_pairs_keep_their_labels_and_flip() {
         assert_eq!(r["relation"], "flip");
     }
 }
+
+fn write_jsonl(path: &std::path::Path, rows: &[serde_json::Value]) {
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Pairs mode with an edited premise as well as an edited hypothesis: the
+/// measure runs on the field that changed, the shards say which one, and
+/// carry the edited premise and the operations.
+#[test]
+fn an_edited_premise_is_measured_on_the_premise_and_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("nli.jsonl");
+    let premise = "A man with a beard is talking on the cellphone and standing next to \
+                   someone who is lying down on the street.";
+    let hypothesis = "A man is prone on the street while another man stands next to him.";
+    write_jsonl(
+        &input,
+        &[
+            serde_json::json!({"id": "p", "premise": premise, "hypothesis": hypothesis,
+                "label": "entailment", "new_label": "contradiction",
+                "new_premise": premise.replace("lying down", "sitting"),
+                "new_hypothesis": hypothesis}),
+            serde_json::json!({"id": "h", "premise": premise, "hypothesis": hypothesis,
+                "label": "entailment", "new_label": "neutral",
+                "new_premise": premise,
+                "new_hypothesis": "A man is prone on the street."}),
+            // Both fields edited, each by a swap of two words.
+            serde_json::json!({"id": "both", "premise": "the man in the red shirt greets the woman",
+                "hypothesis": "the man greets the woman", "label": "entailment",
+                "new_label": "entailment",
+                "new_premise": "the woman in the red shirt greets the man",
+                "new_hypothesis": "the woman greets the man"}),
+        ],
+    );
+    let out = d.path().join("out");
+    foil()
+        .args([
+            "generate",
+            input.to_str().unwrap(),
+            "--task",
+            "nli",
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--id-field", "id", "--field", "premise=premise"])
+        .args([
+            "--text-field",
+            "hypothesis",
+            "--edited-field",
+            "new_hypothesis",
+        ])
+        .args(["--edited-field", "premise=new_premise"])
+        .args([
+            "--edited-label-field",
+            "new_label",
+            "--no-similarity",
+            "--quiet",
+        ])
+        .assert()
+        .success();
+    let rows = read_rows(&out, "shards");
+    let by_id = |id: &str| {
+        rows.iter()
+            .find(|r| r["source_id"] == id)
+            .unwrap_or_else(|| panic!("{id} accepted: {rows:?}"))
+    };
+    let p = by_id("p");
+    assert_eq!(p["changed_fields"], "premise");
+    assert_eq!(p["edit_ops"], 1);
+    assert_eq!(p["edited"], hypothesis, "the hypothesis is unchanged");
+    assert!(
+        p["edited_context"]
+            .as_str()
+            .unwrap()
+            .contains("who is sitting on"),
+        "{p:?}"
+    );
+    let spans: Vec<serde_json::Value> =
+        serde_json::from_str(p["edit_spans"].as_str().unwrap()).unwrap();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0]["field"], "premise");
+    assert_eq!(spans[0]["from"], "lying down");
+    assert_eq!(spans[0]["to"], "sitting");
+    let h = by_id("h");
+    assert_eq!(h["changed_fields"], "text");
+    assert!(h["edited_context"].is_null());
+    let both = by_id("both");
+    assert_eq!(both["changed_fields"], "text,premise");
+    assert_eq!(both["edit_ops"], 2, "one swap per field");
+    assert_eq!(both["relation"], "invariant");
+    // Two edits of one premise are two pairs.
+    assert_ne!(p["pair_id"], h["pair_id"]);
+}
+
+/// Broken edits with a flipped label are rejected, each under its own
+/// reason, while the real edit of the same claim is kept.
+#[test]
+fn broken_edits_are_rejected_by_name() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("claims.jsonl");
+    let original = "Popeye is famous for eating spinach to get strong.";
+    let cases = [
+        (
+            "real",
+            "Popeye is famous for eating broccoli to get strong.",
+        ),
+        ("no_op", "popeye is famous for eating spinach to get strong"),
+        ("truncated", "Popeye is famous for eating"),
+        (
+            "scrambled",
+            "spinach eating for strong famous Popeye to is get",
+        ),
+        ("duplicated_text", &format!("{original} {original}")),
+        (
+            "unrelated_text",
+            "The Eiffel Tower stands in the center of Paris.",
+        ),
+    ];
+    let rows: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(id, edited)| {
+            serde_json::json!({"id": id, "claim": original, "label": "true",
+                "edited": edited, "edited_label": "false"})
+        })
+        .collect();
+    write_jsonl(&input, &rows);
+    let out = d.path().join("out");
+    foil()
+        .args([
+            "generate",
+            input.to_str().unwrap(),
+            "--task",
+            "claim",
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--id-field", "id", "--edited-field", "edited"])
+        .args(["--edited-label-field", "edited_label", "--quiet"])
+        .args(["--no-similarity", "--no-near-dedup"])
+        .assert()
+        .success();
+    let kept: Vec<String> = read_rows(&out, "shards")
+        .iter()
+        .map(|r| r["source_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kept, vec!["real"]);
+    for r in read_rows(&out, "rejected_shards") {
+        assert_eq!(r["reject_stage"], "edit_distance");
+        assert_eq!(r["reject_reason"], r["source_id"], "{r:?}");
+    }
+    let m = manifest(&out);
+    assert_funnel_adds_up(&m);
+}
