@@ -555,7 +555,13 @@ pub fn measure_field_in(
         own.iter().filter(|s| example.contains(*s)).count() as f64 / own.len() as f64
     };
     m.related_share = kept.max(anchored);
-    m.broken = broken(&a, &b, &rest, original, edited);
+    let in_order = a.len() - hunks.iter().map(|h| h.a1 - h.a0).sum::<usize>();
+    let exchanges = m
+        .ops
+        .iter()
+        .filter(|o| matches!(o.op, OpKind::Swap | OpKind::Move))
+        .count();
+    m.broken = broken(&a, &b, &rest, (in_order, exchanges), original, edited);
     m
 }
 
@@ -563,7 +569,16 @@ pub fn measure_field_in(
 /// repeats itself, a truncation, a scramble. (An unrelated text is a
 /// bound, [`EditBounds::min_related_share`], because how much of the
 /// original an edit must keep depends on the task.)
-fn broken(a: &[Token], b: &[Token], rest: &[Hunk], original: &str, edited: &str) -> Option<Broken> {
+/// `in_order` counts the words the alignment matched in order,
+/// `exchanges` the swaps and moves found.
+fn broken(
+    a: &[Token],
+    b: &[Token],
+    rest: &[Hunk],
+    (in_order, exchanges): (usize, usize),
+    original: &str,
+    edited: &str,
+) -> Option<Broken> {
     // Doubled text: an added run of three or more words that also stands
     // elsewhere in the edit.
     let kb: Vec<&str> = b.iter().map(|t| t.key.as_str()).collect();
@@ -584,7 +599,7 @@ fn broken(a: &[Token], b: &[Token], rest: &[Hunk], original: &str, edited: &str)
     if truncated(a, rest, original, edited) {
         return Some(Broken::Truncated);
     }
-    scrambled(a, b).then_some(Broken::Scrambled)
+    scrambled(a, b, (in_order, exchanges, rest), original, edited).then_some(Broken::Scrambled)
 }
 
 fn ends_sentence(s: &str) -> bool {
@@ -601,8 +616,9 @@ fn starts_upper(s: &str) -> bool {
 }
 
 /// A truncation: the edit only deletes, and what is left is not a
-/// finished sentence — it lost the full stop the original had, or starts
-/// mid-sentence, or (for texts written without one) a large share is
+/// finished sentence — it lost the full stop the original had, starts
+/// mid-sentence, or ends on an article, preposition or auxiliary; or, in a
+/// text written without a full stop (most captions), a large share is
 /// gone. People do shorten sentences on purpose ("The person is
 /// snowboarding on top of a mountain." → "The person is snowboarding."),
 /// and then the edit ends and begins as the original did.
@@ -617,20 +633,46 @@ fn truncated(a: &[Token], rest: &[Hunk], original: &str, edited: &str) -> bool {
     let cuts_start = rest.first().is_some_and(|h| h.a0 == 0);
     let lost_stop = cuts_end && ends_sentence(original) && !ends_sentence(edited);
     let lost_start = cuts_start && starts_upper(original) && !starts_upper(edited);
+    let dangling = cuts_end
+        && !ends_sentence(edited)
+        && rest
+            .last()
+            .and_then(|h| h.a0.checked_sub(1))
+            .is_some_and(|last| DANGLING.contains(&a[last].key.as_str()));
     let finished = (ends_sentence(edited) || !ends_sentence(original))
         && (starts_upper(edited) || !starts_upper(original));
-    let written_as_sentence = ends_sentence(original) || starts_upper(original);
     (deleted >= 2 && (lost_stop || lost_start))
-        || (!written_as_sentence && share >= 0.4)
+        || dangling
+        || (!ends_sentence(original) && share >= 0.4)
         || (!finished && share >= 0.25)
         || share >= 0.8
 }
 
-/// A scramble: the edit is mostly the original's own words, but their
-/// order is broken throughout — most of the edit's word pairs are not
-/// neighbours in the original. A swap of two clauses (VideoCon's event
-/// order) keeps nearly every pair and passes.
-fn scrambled(a: &[Token], b: &[Token]) -> bool {
+/// Words a finished sentence does not end on.
+const DANGLING: &[&str] = &[
+    "a", "an", "the", "of", "in", "on", "at", "to", "for", "with", "by", "from", "into", "and",
+    "or", "but", "is", "are", "was", "were", "be", "his", "her", "their", "its", "my", "your",
+    "our", "this", "that", "these", "those", "while", "when", "where", "after", "before",
+    "because", "if", "then", "they", "he", "she", "it", "we", "not", "no", "does", "do", "did",
+    "has", "have", "had", "will", "would", "can", "could",
+];
+
+/// A scramble: the edit is mostly the original's own words, some of them
+/// out of order, and the order is broken — most of the edit's word pairs
+/// are not neighbours in the original, or a sentence now ends mid-text or
+/// starts with a word that was not first. A swap of two clauses (VideoCon's
+/// event order) keeps nearly every pair and its sentence shape, and passes.
+///
+/// `exchanges` swaps and moves were found; when they explain every
+/// difference (`rest` empty) the order is one exchange, not a scramble,
+/// unless the sentence shape broke.
+fn scrambled(
+    a: &[Token],
+    b: &[Token],
+    (in_order, exchanges, rest): (usize, usize, &[Hunk]),
+    original: &str,
+    edited: &str,
+) -> bool {
     if a.len() < 3 || b.len() < 3 {
         return false;
     }
@@ -648,6 +690,9 @@ fn scrambled(a: &[Token], b: &[Token]) -> bool {
         }
     }
     let own_words = common as f64 / a.len().max(b.len()) as f64;
+    if own_words < 0.8 || common <= in_order {
+        return false;
+    }
     let pairs: HashSet<(&str, &str)> = a
         .windows(2)
         .map(|w| (w[0].key.as_str(), w[1].key.as_str()))
@@ -657,7 +702,23 @@ fn scrambled(a: &[Token], b: &[Token]) -> bool {
         .filter(|w| pairs.contains(&(w[0].key.as_str(), w[1].key.as_str())))
         .count() as f64
         / (b.len() - 1) as f64;
-    own_words >= 0.8 && kept_pairs < 0.5
+    // Sentence ends inside the text, as written.
+    let inner_stops = |s: &str| {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        words.len().saturating_sub(1)
+            - words[..words.len().saturating_sub(1)]
+                .iter()
+                .filter(|w| !ends_sentence(w))
+                .count()
+    };
+    let stop_moved = inner_stops(edited) > inner_stops(original);
+    let start_moved = starts_upper(original) && !starts_upper(edited);
+    // One word out of place is what moving a negation looks like ("The man
+    // is not steering a car" → "The man is steering a car, not pleased"):
+    // it needs a more broken order to count.
+    let broken_pairs = if common - in_order >= 2 { 0.6 } else { 0.5 };
+    let one_exchange = exchanges == 1 && rest.is_empty();
+    exchanges >= 2 || stop_moved || start_moved || (!one_exchange && kept_pairs < broken_pairs)
 }
 
 /// Split a field into the segments of a joined multi-field text when both
