@@ -38,6 +38,11 @@ pub struct PairRow {
     pub relation: String,
     pub edit_type: String,
     pub context: Option<String>,
+    /// The context after the edit, when the edit changed it (an edited
+    /// premise or passage).
+    pub edited_context: Option<String>,
+    /// Fields the edit changed, comma-separated.
+    pub changed_fields: Option<String>,
     pub word_edits: Option<f64>,
     pub edit_ratio: Option<f64>,
     pub edit_ops: Option<f64>,
@@ -108,6 +113,8 @@ impl PairRow {
             relation: c.relation.as_str().to_string(),
             edit_type: c.edit_type,
             context: r.context,
+            edited_context: c.edited_context.clone(),
+            changed_fields: c.scores.changed_fields.clone(),
             word_edits: c.scores.word_edits.map(f64::from),
             edit_ratio: c.scores.edit_ratio,
             edit_ops: c.scores.edit_ops.map(f64::from),

@@ -205,6 +205,27 @@ fn an_edited_premise_is_measured_on_the_premise_and_reported() {
     assert_eq!(both["relation"], "invariant");
     // Two edits of one premise are two pairs.
     assert_ne!(p["pair_id"], h["pair_id"]);
+    // Reviewers see the edited premise and the operations too.
+    let queue = d.path().join("queue.jsonl");
+    foil()
+        .args(["review", "export"])
+        .arg(&out)
+        .args(["--format", "jsonl", "--out"])
+        .arg(&queue)
+        .assert()
+        .success();
+    let exported: Vec<serde_json::Value> = std::fs::read_to_string(&queue)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = exported
+        .iter()
+        .find(|r| r["pair_id"] == p["pair_id"])
+        .expect("the premise edit is in the queue");
+    assert_eq!(row["changed_fields"], "premise");
+    assert!(row["edited_context"].as_str().unwrap().contains("sitting"));
+    assert!(row["edit_spans"].as_str().unwrap().contains("lying down"));
 }
 
 /// Broken edits with a flipped label are rejected, each under its own
