@@ -381,6 +381,14 @@ fn block_exchange(ra: &[&str], rb: &[&str]) -> Option<(usize, usize)> {
     if n < 2 || rb.len() != n || ra == rb {
         return None;
     }
+    // Only the same words can be an exchange: a cheap test first, since
+    // most stretches are not.
+    let (mut sa, mut sb) = (ra.to_vec(), rb.to_vec());
+    sa.sort_unstable();
+    sb.sort_unstable();
+    if sa != sb {
+        return None;
+    }
     for y in 1..n {
         for z in 1..=n - y {
             let (ys, xs, zs) = (&ra[..y], &ra[y..n - z], &ra[n - z..]);
@@ -614,19 +622,21 @@ fn broken(
     original: &str,
     edited: &str,
 ) -> Option<Broken> {
-    // Doubled text: an added run of three or more words that also stands
-    // elsewhere in the edit.
+    // Doubled text: an added run that also stands elsewhere in the edit —
+    // a long run (its first eight words compared), or a run that is a
+    // quarter of the text. A short phrase that recurs ("at the end of")
+    // is ordinary in a long review.
     let kb: Vec<&str> = b.iter().map(|t| t.key.as_str()).collect();
     for h in rest {
         let run = &kb[h.b0..h.b1];
-        if run.len() < 3 {
+        let probe = &run[..run.len().min(8)];
+        if probe.len() < 3 || (probe.len() < 6 && (run.len() as f64) < 0.25 * a.len() as f64) {
             continue;
         }
-        let probe = &run[..3];
         let elsewhere = kb
-            .windows(3)
+            .windows(probe.len())
             .enumerate()
-            .any(|(i, w)| w == probe && (i + 3 <= h.b0 || i >= h.b1));
+            .any(|(i, w)| w == probe && (i + probe.len() <= h.b0 || i >= h.b1));
         if elsewhere {
             return Some(Broken::Duplicated);
         }
