@@ -322,6 +322,26 @@ fn spreadsheet_and_argilla_decisions_come_back_and_calibrate_the_filters() {
     assert_eq!(best["good_accepted"], 2);
     assert_eq!(best["precision"], 0.5);
     assert_eq!(best["recall"], 1.0);
+    // The edit measure's bounds are calibrated the same way: the negations
+    // keep all their content words, the word swaps ("star" → "planet")
+    // half, so `min_related_share` 1.0 keeps both good pairs and nothing
+    // else.
+    let related = c["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["score"] == "related_share (min)")
+        .unwrap();
+    assert_eq!(related["suggested"]["threshold"], 1.0);
+    assert_eq!(related["suggested"]["precision"], 1.0);
+    assert_eq!(related["suggested"]["recall"], 1.0);
+    assert!(
+        c["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["score"] == "edit_ops per 100 words (max)" && s["reviewed"] == 6)
+    );
 }
 
 fn read_reviewed(dir: &Path) -> BTreeMap<String, BTreeMap<String, Value>> {
