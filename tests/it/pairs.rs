@@ -287,3 +287,72 @@ fn broken_edits_are_rejected_by_name() {
     let m = manifest(&out);
     assert_funnel_adds_up(&m);
 }
+
+/// BoolQ / ROPES style: only the passage is edited, the question stays;
+/// the bounds apply to the passage at its own length.
+#[test]
+fn a_passage_edit_with_the_question_unchanged_is_a_pair() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("boolq.jsonl");
+    let passage = "The Panama Canal is an artificial waterway in Panama that connects \
+                   the Atlantic Ocean with the Pacific Ocean. The canal cuts across the \
+                   Isthmus of Panama and is a conduit for maritime trade. Canal locks at \
+                   each end lift ships up to Gatun Lake, an artificial lake created to \
+                   reduce the amount of excavation work required for the canal, and then \
+                   lower the ships at the other end. The original locks are 33.5 metres \
+                   wide. A third, wider lane of locks was constructed between September \
+                   2007 and May 2016.";
+    let edited = passage
+        .replace(
+            "connects the Atlantic Ocean with",
+            "separates the Atlantic Ocean from",
+        )
+        .replace("33.5 metres wide", "55 metres wide");
+    write_jsonl(
+        &input,
+        &[
+            serde_json::json!({"id": "q1", "question": "does the panama canal connect two oceans",
+                "passage": passage, "answer": "true", "new_passage": edited,
+                "new_answer": "false"}),
+            // The passage cut in half: a truncation, whatever the question.
+            serde_json::json!({"id": "q2", "question": "does the panama canal connect two oceans",
+                "passage": passage, "answer": "true",
+                "new_passage": passage.split_whitespace().take(40).collect::<Vec<_>>().join(" "),
+                "new_answer": "false"}),
+        ],
+    );
+    let out = d.path().join("out");
+    foil()
+        .args([
+            "generate",
+            input.to_str().unwrap(),
+            "--task",
+            "question",
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--id-field", "id", "--label-field", "answer"])
+        .args([
+            "--field",
+            "context=passage",
+            "--edited-field",
+            "context=new_passage",
+        ])
+        .args([
+            "--edited-label-field",
+            "new_answer",
+            "--no-similarity",
+            "--quiet",
+        ])
+        .assert()
+        .success();
+    let rows = read_rows(&out, "shards");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["source_id"], "q1");
+    assert_eq!(rows[0]["changed_fields"], "context");
+    // "connects" → "separates", "with" → "from", "33.5" → "55".
+    assert_eq!(rows[0]["edit_ops"], 3);
+    assert_eq!(rows[0]["edited"], rows[0]["original"], "the question stays");
+    let rejected = read_rows(&out, "rejected_shards");
+    assert_eq!(rejected[0]["reject_reason"], "truncated");
+}
