@@ -12,7 +12,7 @@ use foil::dedup::near::{NearDedup, NearDedupConfig};
 use foil::record::{Candidate, Relation, RowOrigin, SourceBatch, SourceExample};
 use serde_json::{Value, json};
 
-use crate::support::{assert_funnel_adds_up, foil, manifest, read_rows};
+use crate::support::{assert_funnel_adds_up, foil, manifest, read_rows, write_jsonl};
 
 fn example(seq: u64, original: &str) -> Arc<SourceExample> {
     let mut fields = BTreeMap::new();
@@ -169,11 +169,6 @@ fn rows() -> Vec<Value> {
         "edited": text(9, &[(50, "changed")]),
     }));
     rows
-}
-
-fn write_jsonl(path: &Path, rows: &[Value]) {
-    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(path, text).unwrap();
 }
 
 fn run_pairs(input: &Path, out: &Path, extra: &[&str]) {

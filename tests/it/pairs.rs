@@ -2,7 +2,7 @@
 //! from ../shared/data/contrast-real with their licenses): no generation,
 //! the given edits go through filters, dedup and sink.
 
-use crate::support::{assert_funnel_adds_up, fixture, foil, manifest, read_rows};
+use crate::support::{assert_funnel_adds_up, fixture, foil, manifest, read_rows, write_jsonl};
 
 const FILES: &[(&str, &str)] = &[
     ("creak_contrast.jsonl", "claim"),
@@ -111,11 +111,6 @@ fn creak_pairs_keep_their_labels_and_flip() {
         assert_ne!(r["original_label"], r["edited_label"]);
         assert_eq!(r["relation"], "flip");
     }
-}
-
-fn write_jsonl(path: &std::path::Path, rows: &[serde_json::Value]) {
-    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(path, text).unwrap();
 }
 
 /// Pairs mode with an edited premise as well as an edited hypothesis: the
