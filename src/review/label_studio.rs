@@ -40,6 +40,8 @@ pub const LABEL_CONFIG: &str = r#"<View>
       <HyperText name="edited" value="$edited_html"/>
     </View>
   </View>
+  <Header value="Context (the other fields; an edit of them highlighted)" size="5"/>
+  <HyperText name="context" value="$context_html"/>
   <Header value="Is this a valid contrast pair?" size="5"/>
   <Choices name="verdict" toName="edited" choice="single" required="true" showInline="true">
     <Choice value="accept"/>
@@ -238,6 +240,12 @@ pub fn task_for(p: &PairRow) -> Value {
             "original_label": p.original_label.clone().unwrap_or_default(),
             "edited_label": p.edited_label.clone().unwrap_or_default(),
             "context": p.context.clone().unwrap_or_default(),
+            "edited_context": p.edited_context.clone().unwrap_or_default(),
+            "context_html": match (&p.context, &p.edited_context) {
+                (Some(c), Some(e)) => diff_html(c, e),
+                (Some(c), None) => crate::text::html_escape(c),
+                _ => String::new(),
+            },
             "similarity": p.similarity,
             "verify_min": p.verify_min(),
             "foil_status": p.status(),
@@ -356,6 +364,31 @@ pub fn annotations_of(tasks: &[Value]) -> (Vec<Annotation>, Vec<Invalid>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edited_context_is_shown_highlighted() {
+        let p = PairRow {
+            pair_id: "p1".into(),
+            original: "A man is prone.".into(),
+            edited: "A man is prone.".into(),
+            context: Some("someone is lying down on the street".into()),
+            edited_context: Some("someone is sitting on the street".into()),
+            ..Default::default()
+        };
+        let t = task_for(&p);
+        let html = t["data"]["context_html"].as_str().unwrap();
+        assert!(html.contains("<ins>sitting</ins>"), "{html}");
+        assert!(html.contains("<del>lying</del>"), "{html}");
+        let unedited = PairRow {
+            edited_context: None,
+            context: Some("a <b> premise".into()),
+            ..p
+        };
+        assert_eq!(
+            task_for(&unedited)["data"]["context_html"],
+            "a &lt;b&gt; premise"
+        );
+    }
 
     #[test]
     fn misspelled_controls_and_unknown_choices_are_caught() {
