@@ -34,13 +34,13 @@ def split(text):
     return parts if len(parts) == 2 else None
 
 
+STOP = set("a an the of in on at to for with by from and or but is are was were be been "
+           "being it its this that these those as he she they his her their there".split())
+
+
 def content(text):
     words = (w.strip(".,;:!?\"'()").lower() for w in text.split())
     return {w for w in words if w and w not in STOP}
-
-
-STOP = set("a an the of in on at to for with by from and or but is are was were be been "
-           "being it its this that these those as he she they his her their there".split())
 
 
 def unrelated_to(i, originals, text_of, rng):

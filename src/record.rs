@@ -82,13 +82,7 @@ impl SourceExample {
     /// context), joined by newlines in field-name order: the `context`
     /// column of the shards, and what dedup compares alongside the edit.
     pub fn context(&self, edited_field: &str) -> Option<String> {
-        let parts: Vec<&str> = self
-            .fields
-            .iter()
-            .filter(|(k, _)| k.as_str() != edited_field && k.as_str() != "label")
-            .map(|(_, v)| v.as_str())
-            .collect();
-        (!parts.is_empty()).then(|| parts.join("\n"))
+        self.joined_context(edited_field, &BTreeMap::new())
     }
 
     /// [`SourceExample::context`] after `edits` (edited values of those
@@ -101,6 +95,14 @@ impl SourceExample {
         if edits.is_empty() {
             return None;
         }
+        self.joined_context(edited_field, edits)
+    }
+
+    fn joined_context(
+        &self,
+        edited_field: &str,
+        edits: &BTreeMap<String, String>,
+    ) -> Option<String> {
         let parts: Vec<&str> = self
             .fields
             .iter()
@@ -143,7 +145,8 @@ pub struct Scores {
     pub edit_ops: Option<u32>,
     /// The largest share of changed words over the changed fields.
     pub changed_share: Option<f64>,
-    /// The smallest share of the original's content words kept.
+    /// The smallest related share over the changed fields: how much of
+    /// its content an edit shares with the original example.
     pub related_share: Option<f64>,
     /// Fields that changed, comma-separated (`text`, `premise,text`,
     /// `text#2` for the second segment of a joined text).
@@ -203,7 +206,23 @@ impl Candidate {
     /// Stable id of a pair: the same source and the same edit always get the
     /// same id, whatever produced it and whenever.
     pub fn pair_id_for(source_id: &str, edited_field: &str, edited: &str) -> String {
-        stable_hash(&[source_id, edited_field, edited], 16)
+        Self::pair_id_with(source_id, edited_field, edited, &BTreeMap::new())
+    }
+
+    /// [`Candidate::pair_id_for`] of an edit that also changed other
+    /// fields (`context_edits`); the same id when it changed none.
+    fn pair_id_with(
+        source_id: &str,
+        edited_field: &str,
+        edited: &str,
+        context_edits: &BTreeMap<String, String>,
+    ) -> String {
+        let mut parts: Vec<&str> = vec![source_id, edited_field, edited];
+        for (k, v) in context_edits {
+            parts.push(k);
+            parts.push(v);
+        }
+        stable_hash(&parts, 16)
     }
 
     pub fn new(
@@ -247,15 +266,9 @@ impl Candidate {
         example: &SourceExample,
         edits: BTreeMap<String, String>,
     ) -> Self {
-        if !edits.is_empty() {
-            let mut parts: Vec<&str> = vec![&self.source_id, &self.edited_field, &self.edited];
-            for (k, v) in &edits {
-                parts.push(k);
-                parts.push(v);
-            }
-            self.pair_id = stable_hash(&parts, 16);
-            self.edited_context = example.edited_context(&self.edited_field, &edits);
-        }
+        self.pair_id =
+            Self::pair_id_with(&self.source_id, &self.edited_field, &self.edited, &edits);
+        self.edited_context = example.edited_context(&self.edited_field, &edits);
         self.context_edits = edits;
         self
     }

@@ -146,13 +146,16 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
         },
     };
     let d = task.filters;
-    let mut edit = EditDistanceConfig::from_task(task);
-    edit.max_ops = args.max_edit_ops.or(edit.max_ops);
-    edit.ops_per_100_words = args.ops_per_100_words.or(edit.ops_per_100_words);
-    edit.max_changed_share = args.max_changed_share.or(edit.max_changed_share);
-    edit.min_related_share = args.min_related_share.or(edit.min_related_share);
-    edit.max_word_edits = args.max_word_edits;
-    edit.max_edit_ratio = args.max_edit_ratio;
+    // Unset bounds are filled in from the task when the filters resolve.
+    let edit = EditDistanceConfig {
+        max_ops: args.max_edit_ops,
+        ops_per_100_words: args.ops_per_100_words,
+        max_changed_share: args.max_changed_share,
+        min_related_share: args.min_related_share,
+        max_word_edits: args.max_word_edits,
+        max_edit_ratio: args.max_edit_ratio,
+        ..EditDistanceConfig::default()
+    };
     let mut filters = vec![FilterConfig::LabelChange, FilterConfig::EditDistance(edit)];
     // `--edited-field COLUMN` is the edited text; `FIELD=COLUMN` an edited
     // version of another field.

@@ -515,20 +515,6 @@ pub struct EditDistanceConfig {
 }
 
 impl EditDistanceConfig {
-    /// Every bound set, from the task's defaults.
-    pub fn from_task(task: &TaskPreset) -> Self {
-        let d = task.filters.edit;
-        EditDistanceConfig {
-            max_ops: Some(d.max_ops),
-            ops_per_100_words: Some(d.ops_per_100_words),
-            max_changed_words: Some(d.max_changed_words),
-            max_changed_share: Some(d.max_changed_share),
-            min_related_share: Some(d.min_related_share),
-            max_word_edits: None,
-            max_edit_ratio: None,
-        }
-    }
-
     /// Every bound set: the configured ones, the rest from the task.
     pub fn resolved(&self, task: &TaskPreset) -> Self {
         let b = self.bounds(task);
@@ -636,7 +622,7 @@ impl FilterConfig {
     pub fn defaults_for(task: &TaskPreset) -> Vec<FilterConfig> {
         vec![
             FilterConfig::LabelChange,
-            FilterConfig::EditDistance(EditDistanceConfig::from_task(task)),
+            FilterConfig::EditDistance(EditDistanceConfig::default().resolved(task)),
             FilterConfig::Similarity {
                 min: task.filters.similarity_min,
                 max: task.filters.similarity_max,

@@ -252,12 +252,17 @@ pub struct EditOp {
     pub edited_at: (usize, usize),
 }
 
-/// Why an edit is broken rather than merely too large.
+/// Reason for an edit that changes nothing once case, spacing and edge
+/// punctuation are ignored.
+pub const NO_OP: &str = "no_op";
+/// Reason for an edit below [`EditBounds::min_related_share`].
+pub const UNRELATED: &str = "unrelated_text";
+
+/// What the alignment shows is broken about an edit, rather than merely
+/// too large. (A no-op and an unrelated text are bounds questions:
+/// [`NO_OP`], [`UNRELATED`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broken {
-    /// Nothing changed once case, spacing and edge punctuation are
-    /// ignored.
-    NoOp,
     /// A large deletion is the whole edit: half a sentence, or the end of
     /// one without its full stop.
     Truncated,
@@ -265,20 +270,15 @@ pub enum Broken {
     Scrambled,
     /// A run of words of the edit repeats another part of it.
     Duplicated,
-    /// The edit keeps too little of the original's content to be an edit
-    /// of it.
-    Unrelated,
 }
 
 impl Broken {
     /// The reason code written to `rejected/`.
     pub fn reason(self) -> &'static str {
         match self {
-            Broken::NoOp => "no_op",
             Broken::Truncated => "truncated",
             Broken::Scrambled => "scrambled",
             Broken::Duplicated => "duplicated_text",
-            Broken::Unrelated => "unrelated_text",
         }
     }
 }
@@ -482,7 +482,6 @@ pub fn measure_field_in(
         broken: None,
     };
     if hunks.is_empty() {
-        m.broken = Some(Broken::NoOp);
         return m;
     }
 
@@ -856,7 +855,7 @@ impl EditBounds {
         }
         if m.related_share < self.min_related_share {
             return Some((
-                Broken::Unrelated.reason(),
+                UNRELATED,
                 format!(
                     "{}: {:.0}% of content words shared with the original < {:.0}%",
                     m.field,
@@ -895,36 +894,57 @@ impl EditBounds {
 fn broken_detail(b: Broken, m: &FieldMeasure) -> String {
     let f = &m.field;
     match b {
-        Broken::NoOp => format!("{f}: identical to the original after normalisation"),
         Broken::Truncated => format!(
             "{f}: the edit only deletes ({} of {} words)",
             m.removed_words, m.original_words
         ),
         Broken::Scrambled => format!("{f}: the original's words reordered beyond one swap or move"),
         Broken::Duplicated => format!("{f}: added words repeat another part of the text"),
-        Broken::Unrelated => format!("{f}: keeps little of the original"),
     }
 }
 
-/// The measure of a whole candidate: every field that could have changed.
+/// The content-word stems of an example's original fields: what an edit's
+/// own words are checked against for [`FieldMeasure::related_share`]. The
+/// same for every candidate of a source, so computed once per source.
+pub fn example_stems<'a>(fields: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for text in fields {
+        out.extend(stems(text));
+    }
+    out
+}
+
+/// The measure of a whole candidate: the fields (and segments of joined
+/// fields) that changed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EditMeasure {
     pub fields: Vec<FieldMeasure>,
 }
 
 impl EditMeasure {
-    /// Measure `(field, original, edited)` triples, splitting joined
-    /// multi-field texts into their segments.
+    /// Measure `(field, original, edited)` triples on their own: the
+    /// example is their originals.
     pub fn of<'a>(parts: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> Self {
         let parts: Vec<(&str, &str, &str)> = parts.into_iter().collect();
-        let mut example = HashSet::new();
-        for (_, original, _) in &parts {
-            example.extend(stems(original));
-        }
+        let example = example_stems(parts.iter().map(|(_, o, _)| *o));
+        Self::within(&example, parts)
+    }
+
+    /// Measure the `(field, original, edited)` triples of an example whose
+    /// original fields have the stems `example` ([`example_stems`]),
+    /// splitting joined multi-field texts into their segments. Fields left
+    /// as they were are not aligned at all.
+    pub fn within<'a>(
+        example: &HashSet<String>,
+        parts: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) -> Self {
         let mut fields = Vec::new();
         for (name, original, edited) in parts {
+            if original == edited {
+                continue;
+            }
             for (seg, o, e) in segments(name, original, edited) {
-                let mut f = measure_field_in(&seg, o, e, &example);
+                let mut f = measure_field_in(&seg, o, e, example);
                 // Spans point into the whole field, not into the segment.
                 let (da, db) = (offset_in(original, o), offset_in(edited, e));
                 for op in &mut f.ops {
@@ -960,7 +980,7 @@ impl EditMeasure {
             .fold(0.0, f64::max)
     }
 
-    /// The smallest kept share over the changed fields.
+    /// The smallest related share over the changed fields.
     pub fn related_share(&self) -> f64 {
         self.changed().map(|f| f.related_share).fold(1.0, f64::min)
     }
@@ -975,7 +995,7 @@ impl EditMeasure {
     pub fn check(&self, bounds: &EditBounds) -> Option<(&'static str, String)> {
         if self.changed().next().is_none() {
             return Some((
-                Broken::NoOp.reason(),
+                NO_OP,
                 "identical to the original after normalisation".into(),
             ));
         }
@@ -1167,6 +1187,7 @@ mod tests {
         assert!(e.fields.iter().all(|f| f.broken.is_none()));
         let e = EditMeasure::of([("premise", "a b c d", "a b c d"), ("text", "x y", "x z")]);
         assert_eq!(e.changed_fields(), "text");
+        assert_eq!(e.fields.len(), 1, "an unchanged field is not aligned");
     }
 
     /// Random texts and random edits of them (from a vocabulary with

@@ -2,6 +2,7 @@
 //! close enough to be a minimal edit, not so close that it is a
 //! paraphrase that changes nothing.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -35,22 +36,22 @@ impl Filter for SimilarityBand {
             // passage edit does); the cache embeds a text shared by several
             // candidates once.
             let example = batch.example.clone();
-            let mut texts: Vec<String> = Vec::with_capacity(2 * live.len());
+            let mut texts: Vec<Cow<str>> = Vec::with_capacity(2 * live.len());
             for &i in &live {
                 let c = &batch.candidates[i];
                 match &c.edited_context {
                     None => {
-                        texts.push(c.original.clone());
-                        texts.push(c.edited.clone());
+                        texts.push(Cow::Borrowed(&c.original));
+                        texts.push(Cow::Borrowed(&c.edited));
                     }
                     Some(edited_context) => {
                         let context = example.context(&c.edited_field).unwrap_or_default();
-                        texts.push(format!("{}\n{context}", c.original));
-                        texts.push(format!("{}\n{edited_context}", c.edited));
+                        texts.push(Cow::Owned(format!("{}\n{context}", c.original)));
+                        texts.push(Cow::Owned(format!("{}\n{edited_context}", c.edited)));
                     }
                 }
             }
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
             let vectors = self
                 .embedder
                 .embed_all(&refs)
