@@ -48,6 +48,7 @@ fn main() {
         rationale: None,
         source_span: None,
         target_span: None,
+        needs_review: None,
         scores: Default::default(),
         rejection: None,
     };

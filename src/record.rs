@@ -10,13 +10,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::stable_hash;
 
-/// Whether an edit should change the gold label (a contrast) or keep it (an
-/// invariance probe, e.g. swapping gendered terms).
+/// Whether an edit should change the gold label (a contrast), keep it (an
+/// invariance probe, e.g. swapping gendered terms), or may do either
+/// (`uncertain`: a person decides; such pairs carry no new label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Relation {
     Flip,
     Invariant,
+    Uncertain,
 }
 
 impl Relation {
@@ -24,6 +26,16 @@ impl Relation {
         match self {
             Relation::Flip => "flip",
             Relation::Invariant => "invariant",
+            Relation::Uncertain => "uncertain",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Relation> {
+        match s {
+            "flip" => Some(Relation::Flip),
+            "invariant" => Some(Relation::Invariant),
+            "uncertain" => Some(Relation::Uncertain),
+            _ => None,
         }
     }
 }
@@ -198,6 +210,10 @@ pub struct Candidate {
     /// For span edits (captions): the span replaced and its replacement.
     pub source_span: Option<String>,
     pub target_span: Option<String>,
+    /// What a person must supply before the pair is a finished contrast
+    /// (`relation: …` for an uncertain pair, `answer: …` for a question
+    /// without its new answer); `None` when nothing.
+    pub needs_review: Option<String>,
     pub scores: Scores,
     pub rejection: Option<Rejection>,
 }
@@ -253,6 +269,7 @@ impl Candidate {
             rationale: None,
             source_span: None,
             target_span: None,
+            needs_review: None,
             scores: Scores::default(),
             rejection: None,
         }

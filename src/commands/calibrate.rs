@@ -128,7 +128,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let pairs: Vec<(PairRow, bool)> = load_pairs(&args.dir, true)?
         .into_iter()
         .filter_map(|p| {
-            let good = verdicts.get(&p.pair_id)?.0 == "accept";
+            let good = verdicts.get(&p.pair_id)?.verdict == "accept";
             Some((p, good))
         })
         .collect();

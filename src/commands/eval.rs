@@ -315,13 +315,26 @@ fn fmt_metric(m: &Metric) -> String {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut pairs = load_pairs(&args.dir, false)?;
-    if args.reviewed_only {
+    // Reviews bring labels back: a question's new answer, an uncertain
+    // pair's label. Pairs still without one are not scored (and counted).
+    let reviewed = args.dir.join(crate::review::REVIEWED_DIR);
+    if args.reviewed_only || reviewed.join("part-00000.parquet").exists() {
         let verdicts = read_verdicts(&args.dir)?;
-        pairs.retain(|p| {
-            verdicts
-                .get(&p.pair_id)
-                .is_some_and(|(v, _)| v == "accept" || v == "fix")
-        });
+        for p in &mut pairs {
+            if let Some(r) = verdicts.get(&p.pair_id)
+                && r.verdict != "reject"
+                && r.edited_label.is_some()
+            {
+                p.edited_label = r.edited_label.clone();
+            }
+        }
+        if args.reviewed_only {
+            pairs.retain(|p| {
+                verdicts
+                    .get(&p.pair_id)
+                    .is_some_and(|r| r.verdict == "accept" || r.verdict == "fix")
+            });
+        }
     }
     let predictions = read_predictions(&args.predictions)?;
     let r = evaluate(&pairs, &predictions, args.bootstrap, args.seed);

@@ -105,23 +105,26 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
         })),
         _ => {
             let ops = if args.ops.is_empty() {
-                RuleOp::ALL.to_vec()
+                None
             } else {
-                args.ops
-                    .iter()
-                    .map(|name| {
-                        RuleOp::ALL
-                            .into_iter()
-                            .find(|op| op.name() == name.trim())
-                            .ok_or_else(|| {
-                                let all: Vec<&str> = RuleOp::ALL.iter().map(|o| o.name()).collect();
-                                UsageError::new(format!(
-                                    "--ops: unknown operation `{name}`; expected: {}",
-                                    all.join(", ")
-                                ))
-                            })
-                    })
-                    .collect::<Result<_, _>>()?
+                Some(
+                    args.ops
+                        .iter()
+                        .map(|name| {
+                            RuleOp::ALL
+                                .into_iter()
+                                .find(|op| op.name() == name.trim())
+                                .ok_or_else(|| {
+                                    let all: Vec<&str> =
+                                        RuleOp::ALL.iter().map(|o| o.name()).collect();
+                                    UsageError::new(format!(
+                                        "--ops: unknown operation `{name}`; expected: {}",
+                                        all.join(", ")
+                                    ))
+                                })
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
             };
             GeneratorConfig::Rules {
                 ops,

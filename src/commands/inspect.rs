@@ -47,6 +47,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 "edited": cell(df, "edited", row),
                 "original_label": cell(df, "original_label", row),
                 "edited_label": cell(df, "edited_label", row),
+                "needs_review": cell(df, "needs_review", row),
                 "similarity": cell(df, "similarity", row),
             }));
         }
@@ -76,6 +77,11 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| "—".to_string())
     };
     for s in &samples {
+        let edited_label = match (s["edited_label"].as_str(), s["needs_review"].as_str()) {
+            (Some(l), _) => l.to_string(),
+            (None, Some(need)) => format!("needs review: {need}"),
+            (None, None) => "—".to_string(),
+        };
         let sim = s["similarity"]
             .as_f64()
             .map(|x| format!(", similarity {x:.3}"))
@@ -89,7 +95,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             text(&s["original"]),
             text(&s["original_label"]),
             text(&s["edited"]),
-            text(&s["edited_label"]),
+            edited_label,
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -239,13 +239,9 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let (accepted, rejected): (Vec<Row>, Vec<Row>) = rows
         .into_iter()
         .partition(|r| r.candidate.rejection.is_none());
-    counts.accepted = accepted.len() as u64;
     counts.rejected = rejected.len() as u64;
     for r in &accepted {
-        *counts
-            .accepted_by_edit_type
-            .entry(r.candidate.edit_type.clone())
-            .or_default() += 1;
+        counts.add_accepted(&r.candidate);
     }
     let write = |rows: Vec<Row>,
                  subdir: Option<&str>,

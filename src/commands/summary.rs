@@ -78,6 +78,20 @@ pub fn totals(m: &Manifest) -> String {
             .collect();
         line.push_str(&format!("  edit types: {}\n", types.join(", ")));
     }
+    let review: u64 = m.counts.accepted_needing_review.values().sum();
+    if review > 0 {
+        let what: Vec<String> = m
+            .counts
+            .accepted_needing_review
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        line.push_str(&format!(
+            "  need review: {review} pair(s) lack what only a person can give ({}); \
+             they are not finished contrast pairs until `foil review` brings it back\n",
+            what.join(", ")
+        ));
+    }
     line
 }
 

@@ -21,6 +21,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     } else {
         match &config.generator {
             GeneratorConfig::Rules { ops, .. } => {
+                let ops = GeneratorConfig::rule_ops(ops, task);
                 let names: Vec<&str> = ops.iter().map(|o| o.name()).collect();
                 format!("rules ({})", names.join(", "))
             }

@@ -255,8 +255,10 @@ impl RuleOp {
 pub enum GeneratorConfig {
     /// Offline, deterministic perturbations: the embedded default.
     Rules {
-        #[serde(default = "all_ops")]
-        ops: Vec<RuleOp>,
+        /// The operations to run; unset: the task's defaults (those judged
+        /// at least 80% valid on real originals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ops: Option<Vec<RuleOp>>,
         /// Most candidates one operation makes per source.
         #[serde(default = "default_max_per_op")]
         max_per_op: usize,
@@ -265,8 +267,17 @@ pub enum GeneratorConfig {
     Llm(Box<LlmGeneratorConfig>),
 }
 
-fn all_ops() -> Vec<RuleOp> {
-    RuleOp::ALL.to_vec()
+impl GeneratorConfig {
+    /// The rules operations a run of `task` applies.
+    pub fn rule_ops(ops: &Option<Vec<RuleOp>>, task: &TaskPreset) -> Vec<RuleOp> {
+        match ops {
+            Some(ops) => ops.clone(),
+            None => RuleOp::ALL
+                .into_iter()
+                .filter(|op| task.rule_ops.contains(&op.name()))
+                .collect(),
+        }
+    }
 }
 
 fn default_max_per_op() -> usize {
@@ -276,7 +287,7 @@ fn default_max_per_op() -> usize {
 impl Default for GeneratorConfig {
     fn default() -> Self {
         GeneratorConfig::Rules {
-            ops: all_ops(),
+            ops: None,
             max_per_op: default_max_per_op(),
         }
     }
@@ -945,9 +956,16 @@ impl PipelineConfig {
             e.requests_per_minute = None;
             e.tokens_per_minute = None;
         };
-        if let GeneratorConfig::Llm(l) = &mut c.generator {
-            neutral(&mut l.endpoint);
-            l.bad_reply_retries = 0;
+        match &mut c.generator {
+            GeneratorConfig::Llm(l) => {
+                neutral(&mut l.endpoint);
+                l.bad_reply_retries = 0;
+            }
+            GeneratorConfig::Rules { ops, .. } => {
+                if let Ok(task) = self.task() {
+                    *ops = Some(GeneratorConfig::rule_ops(ops, task));
+                }
+            }
         }
         match &mut c.embedder {
             EmbedderConfig::Http { endpoint } => neutral(endpoint),

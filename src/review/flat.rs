@@ -35,14 +35,19 @@ const CSV_HEADER: &[&str] = &[
     "edited_context",
     "original_label",
     "edited_label",
+    "relation",
+    "needs_review",
     "foil_status",
     "confidence",
+    "new_label",
     "verdict",
     "corrected",
     "annotator",
 ];
 
-/// A CSV with empty `verdict`, `corrected`, `annotator` columns to fill in.
+/// A CSV with empty `verdict`, `corrected`, `annotator` columns to fill
+/// in, and `new_label` holding foil's new label or answer (empty where a
+/// reviewer must supply it: see `needs_review`).
 pub fn write_csv(path: &Path, pairs: &[PairRow]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(CSV_HEADER)?;
@@ -58,10 +63,13 @@ pub fn write_csv(path: &Path, pairs: &[PairRow]) -> anyhow::Result<()> {
             p.edited_context.as_deref().unwrap_or_default(),
             p.original_label.as_deref().unwrap_or_default(),
             p.edited_label.as_deref().unwrap_or_default(),
+            &p.relation,
+            p.needs_review.as_deref().unwrap_or_default(),
             &p.status(),
             &p.confidence()
                 .map(|c| format!("{c:.4}"))
                 .unwrap_or_default(),
+            p.edited_label.as_deref().unwrap_or_default(),
             "",
             "",
             "",
@@ -82,7 +90,9 @@ pub fn write_jsonl(path: &Path, pairs: &[PairRow]) -> anyhow::Result<()> {
             "changed_fields": p.changed_fields, "context": p.context,
             "edited_context": p.edited_context, "edit_spans": p.edit_spans,
             "original_label": p.original_label, "edited_label": p.edited_label,
+            "relation": p.relation, "needs_review": p.needs_review,
             "foil_status": p.status(), "confidence": p.confidence(),
+            "new_label": p.edited_label,
             "verdict": Value::Null, "corrected": Value::Null, "annotator": Value::Null,
         });
         writeln!(f, "{v}")?;
@@ -186,7 +196,7 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
             ))
             .into());
         };
-        let (c_col, a_col) = (col("corrected"), col("annotator"));
+        let (c_col, a_col, l_col) = (col("corrected"), col("annotator"), col("new_label"));
         for (i, rec) in r.records().enumerate() {
             let line = i as u64 + 2;
             let origin = format!("{name}:{line}");
@@ -215,6 +225,7 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
                 annotator: get(a_col).unwrap_or_else(|| "csv".into()),
                 verdict: verdict.to_lowercase(),
                 corrected: get(c_col),
+                label: get(l_col),
                 queue: "csv".into(),
                 origin,
             });
@@ -304,6 +315,7 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
                         .map(|(_, c)| c.clone()),
                     annotator: who,
                     verdict,
+                    label: None,
                     queue: "argilla".into(),
                     origin: origin.clone(),
                 });
@@ -325,6 +337,7 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
             annotator: opt_str(&v["annotator"]).unwrap_or_else(|| "jsonl".into()),
             verdict: verdict.to_lowercase(),
             corrected: opt_str(&v["corrected"]),
+            label: opt_str(&v["new_label"]),
             queue: "jsonl".into(),
             origin,
         });

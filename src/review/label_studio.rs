@@ -352,6 +352,7 @@ pub fn annotations_of(tasks: &[Value]) -> (Vec<Annotation>, Vec<Invalid>) {
                     annotator,
                     verdict: verdict.unwrap_or_default(),
                     corrected,
+                    label: None,
                     queue: "label-studio".into(),
                     origin,
                 }),

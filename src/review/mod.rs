@@ -36,6 +36,8 @@ pub struct PairRow {
     pub original_label: Option<String>,
     pub edited_label: Option<String>,
     pub relation: String,
+    /// What a reviewer must supply (`relation: …`, `answer: …`).
+    pub needs_review: Option<String>,
     pub edit_type: String,
     pub context: Option<String>,
     /// The context after the edit, when the edit changed it (an edited
@@ -111,6 +113,7 @@ impl PairRow {
             original_label: c.original_label,
             edited_label: c.edited_label,
             relation: c.relation.as_str().to_string(),
+            needs_review: c.needs_review,
             edit_type: c.edit_type,
             context: r.context,
             edited_context: c.edited_context.clone(),
@@ -217,6 +220,10 @@ pub struct Annotation {
     pub annotator: String,
     pub verdict: String,
     pub corrected: Option<String>,
+    /// The new label or answer the reviewer gave (required for pairs that
+    /// need one).
+    #[serde(default)]
+    pub label: Option<String>,
     /// `label-studio`, `argilla`, `csv`, `jsonl`.
     pub queue: String,
     /// Where it came from, for messages (`task 12, annotation 40`,
@@ -262,6 +269,16 @@ pub fn validate(
             Some((
                 "corrected",
                 "a `fix` verdict needs the corrected text".to_string(),
+            ))
+        } else if let Some(need) = known[a.pair_id.as_str()].needs_review.as_deref()
+            && a.verdict != "reject"
+            && a.label.as_deref().is_none_or(|l| l.trim().is_empty())
+        {
+            Some((
+                "new_label",
+                format!(
+                    "this pair needs its new label or answer ({need}); give it, or reject the pair"
+                ),
             ))
         } else {
             None
@@ -339,8 +356,9 @@ pub fn agreement(by_pair: &BTreeMap<String, Vec<&Annotation>>) -> Agreement {
 }
 
 /// The majority verdict (ties: reject over fix over accept — the cautious
-/// reading) and the corrected text of the most recent `fix`.
-fn decide(list: &[&Annotation]) -> (String, Option<String>) {
+/// reading), the corrected text of the most recent `fix` and the most
+/// recent new label a reviewer who did not reject gave.
+fn decide(list: &[&Annotation]) -> (String, Option<String>, Option<String>) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for x in list {
         *counts.entry(x.verdict.as_str()).or_default() += 1;
@@ -360,12 +378,23 @@ fn decide(list: &[&Annotation]) -> (String, Option<String>) {
         .rev()
         .find(|x| x.verdict == "fix")
         .and_then(|x| x.corrected.clone());
-    (verdict, corrected)
+    let label = list
+        .iter()
+        .rev()
+        .filter(|x| x.verdict != "reject")
+        .find_map(|x| x.label.clone().filter(|l| !l.trim().is_empty()));
+    (verdict, corrected, label)
 }
 
 /// A reviewed pair: the pair, the decided verdict, corrected text, and the
 /// annotations behind it.
-type Decided<'a> = (&'a PairRow, String, Option<String>, Vec<&'a Annotation>);
+type Decided<'a> = (
+    &'a PairRow,
+    String,
+    Option<String>,
+    Vec<&'a Annotation>,
+    Option<String>,
+);
 
 /// What a pull or import leaves in `DIR/reviewed/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -400,8 +429,8 @@ pub fn write_reviewed(
         let Some(p) = known.get(id.as_str()) else {
             continue;
         };
-        let (verdict, corrected) = decide(list);
-        rows.push((p, verdict, corrected, list.clone()));
+        let (verdict, corrected, label) = decide(list);
+        rows.push((p, verdict, corrected, list.clone(), label));
     }
     let s = |f: &dyn Fn(&Decided) -> Option<String>| {
         Column::new("x".into(), rows.iter().map(f).collect::<Vec<_>>())
@@ -414,7 +443,14 @@ pub fn write_reviewed(
         named(s(&|r| Some(r.0.original.clone())), "original"),
         named(s(&|r| Some(r.0.edited.clone())), "edited"),
         named(s(&|r| r.0.original_label.clone()), "original_label"),
-        named(s(&|r| r.0.edited_label.clone()), "edited_label"),
+        // The reviewer's label when one was given (a question's new
+        // answer, an uncertain pair's label), else foil's.
+        named(
+            s(&|r| r.4.clone().or_else(|| r.0.edited_label.clone())),
+            "edited_label",
+        ),
+        named(s(&|r| Some(r.0.relation.clone())), "relation"),
+        named(s(&|r| r.0.needs_review.clone()), "needs_review"),
         named(s(&|r| Some(r.0.edit_type.clone())), "edit_type"),
         named(s(&|r| r.0.reject_stage.clone()), "reject_stage"),
         named(s(&|r| Some(r.1.clone())), "verdict"),
@@ -466,6 +502,7 @@ pub fn write_reviewed(
             a(&|x| Some(x.annotator.clone()), "annotator"),
             a(&|x| Some(x.verdict.clone()), "verdict"),
             a(&|x| x.corrected.clone(), "corrected"),
+            a(&|x| x.label.clone(), "label"),
             a(&|x| Some(x.queue.clone()), "queue"),
             a(&|x| Some(x.origin.clone()), "origin"),
         ],
@@ -538,20 +575,33 @@ pub fn read_annotations(dir: &Path) -> anyhow::Result<Vec<Annotation>> {
         c("queue"),
         c("origin"),
     );
+    // Folders reviewed before labels were collected have no such column
+    // (read as all missing).
+    let label = c("label");
     Ok((0..df.height())
         .map(|i| Annotation {
             pair_id: ids[i].clone().unwrap_or_default(),
             annotator: who[i].clone().unwrap_or_default(),
             verdict: verdict[i].clone().unwrap_or_default(),
             corrected: corrected[i].clone(),
+            label: label[i].clone(),
             queue: queue[i].clone().unwrap_or_default(),
             origin: origin[i].clone().unwrap_or_default(),
         })
         .collect())
 }
 
-/// Verdicts of `DIR/reviewed/`: pair_id → (verdict, corrected).
-pub fn read_verdicts(dir: &Path) -> anyhow::Result<HashMap<String, (String, Option<String>)>> {
+/// A reviewed pair's outcome, as `DIR/reviewed/` holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reviewed {
+    pub verdict: String,
+    pub corrected: Option<String>,
+    /// The label the contrast set carries after review.
+    pub edited_label: Option<String>,
+}
+
+/// Verdicts of `DIR/reviewed/` by pair id.
+pub fn read_verdicts(dir: &Path) -> anyhow::Result<HashMap<String, Reviewed>> {
     let path = dir.join(REVIEWED_DIR).join("part-00000.parquet");
     let df = ParquetReader::new(File::open(&path).map_err(|e| {
         crate::UsageError::new(format!(
@@ -560,16 +610,21 @@ pub fn read_verdicts(dir: &Path) -> anyhow::Result<HashMap<String, (String, Opti
         ))
     })?)
     .finish()?;
-    let (ids, verdicts, corrected) = (
+    let (ids, verdicts, corrected, labels) = (
         col_strs(&df, "pair_id"),
         col_strs(&df, "verdict"),
         col_strs(&df, "corrected"),
+        col_strs(&df, "edited_label"),
     );
     Ok((0..df.height())
         .filter_map(|i| {
             Some((
                 ids[i].clone()?,
-                (verdicts[i].clone()?, corrected[i].clone()),
+                Reviewed {
+                    verdict: verdicts[i].clone()?,
+                    corrected: corrected[i].clone(),
+                    edited_label: labels[i].clone(),
+                },
             ))
         })
         .collect())
@@ -585,6 +640,7 @@ mod tests {
             annotator: who.into(),
             verdict: verdict.into(),
             corrected: None,
+            label: None,
             queue: "test".into(),
             origin: "t".into(),
         }

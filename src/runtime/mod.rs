@@ -228,9 +228,11 @@ impl Pipeline {
             Arc::new(GivenEdits::new(task))
         } else {
             match &config.generator {
-                GeneratorConfig::Rules { ops, max_per_op } => {
-                    Arc::new(RulesGenerator::new(task, ops.clone(), *max_per_op))
-                }
+                GeneratorConfig::Rules { ops, max_per_op } => Arc::new(RulesGenerator::new(
+                    task,
+                    GeneratorConfig::rule_ops(ops, task),
+                    *max_per_op,
+                )),
                 GeneratorConfig::Llm(llm) => {
                     let set =
                         PromptSet::load(task, llm.prompts_dir.as_deref()).map_err(UsageError)?;
@@ -940,12 +942,7 @@ impl SinkStage {
                     r.push(c, index, self.task.name, &example, self.task.edit_field);
                 }
             } else {
-                self.counts.accepted += 1;
-                *self
-                    .counts
-                    .accepted_by_edit_type
-                    .entry(c.edit_type.clone())
-                    .or_default() += 1;
+                self.counts.add_accepted(&c);
                 self.accepted
                     .push(c, index, self.task.name, &example, self.task.edit_field);
             }

@@ -65,6 +65,25 @@ pub struct Counts {
     /// Accepted pairs per edit type (the balance across the taxonomy).
     #[serde(default)]
     pub accepted_by_edit_type: BTreeMap<String, u64>,
+    /// Accepted pairs that are not finished until a person supplies what
+    /// they lack, by what (`answer`, `relation`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accepted_needing_review: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    /// Count one accepted pair.
+    pub fn add_accepted(&mut self, c: &crate::record::Candidate) {
+        self.accepted += 1;
+        *self
+            .accepted_by_edit_type
+            .entry(c.edit_type.clone())
+            .or_default() += 1;
+        if let Some(need) = &c.needs_review {
+            let what = need.split(':').next().unwrap_or(need).trim().to_string();
+            *self.accepted_needing_review.entry(what).or_default() += 1;
+        }
+    }
 }
 
 /// What one stage's endpoint cost.

@@ -42,6 +42,7 @@ pub const PAIR_COLUMNS: &[&str] = &[
     "original_label",
     "edited_label",
     "relation",
+    "needs_review",
     "edit_type",
     "generator",
     "edited_field",
@@ -252,6 +253,7 @@ fn to_frame(rows: &[Row], with_rejection: bool) -> PolarsResult<DataFrame> {
         str_col("rationale", s(&|r| r.candidate.rationale.clone())),
         str_col("source_span", s(&|r| r.candidate.source_span.clone())),
         str_col("target_span", s(&|r| r.candidate.target_span.clone())),
+        str_col("needs_review", s(&|r| r.candidate.needs_review.clone())),
     ];
     let verify = |f: &dyn Fn(&crate::record::VerifyScores) -> f64| {
         rows.iter()
@@ -388,6 +390,7 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
             s("source_span"),
             s("target_span"),
         );
+        let needs_review = s("needs_review");
         let (vr, vl, vf, vm, ve) = (
             f("verify_relation"),
             f("verify_label"),
@@ -429,11 +432,10 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
                 edited_context: edited_context[i].clone(),
                 original_label: ol[i].clone(),
                 edited_label: el[i].clone(),
-                relation: if relation[i].as_deref() == Some("invariant") {
-                    Relation::Invariant
-                } else {
-                    Relation::Flip
-                },
+                relation: relation[i]
+                    .as_deref()
+                    .and_then(Relation::parse)
+                    .unwrap_or(Relation::Flip),
                 edit_type: edit_type[i].clone().unwrap_or_default(),
                 generator: generator[i].clone().unwrap_or_default(),
                 prompt_sha256: sha[i].clone(),
@@ -442,6 +444,7 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
                 rationale: rationale[i].clone(),
                 source_span: ss[i].clone(),
                 target_span: ts[i].clone(),
+                needs_review: needs_review[i].clone(),
                 scores: Scores {
                     word_edits: we[i].map(|x| x as u32),
                     edit_ratio: er[i],

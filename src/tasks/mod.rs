@@ -51,6 +51,24 @@ impl LabelKind {
     }
 }
 
+/// What a task's label says about its example, which decides what a rules
+/// edit does to it (`generate/rules/semantics.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelMeaning {
+    /// The label is the statement's truth value (claims).
+    Truth,
+    /// The text describes its media; a label, when it is a truth value,
+    /// says whether it matches (captions).
+    Depiction,
+    /// The label is the question's answer; yes/no answers are truth
+    /// values.
+    Answer,
+    /// The label relates a premise to the edited hypothesis (NLI).
+    Inference,
+    /// foil cannot reason about the label.
+    Open,
+}
+
 /// Default filter bounds for a task; a pipeline file may override each.
 ///
 /// Derived from the distribution of real contrast edits
@@ -127,6 +145,11 @@ pub struct TaskPreset {
     /// The field an edit changes.
     pub edit_field: &'static str,
     pub label: LabelKind,
+    pub meaning: LabelMeaning,
+    /// The rules operations on by default: those a careful reader judged
+    /// at least 80% valid on real originals of the task (docs/BENCHMARKS.md,
+    /// "Validity of rules edits").
+    pub rule_ops: &'static [&'static str],
     pub edit_types: &'static [&'static str],
     pub reply: ReplyFields,
     pub prompts: PromptFiles,
@@ -171,6 +194,8 @@ pub const PRESETS: &[TaskPreset] = &[
         ],
         edit_field: "text",
         label: LabelKind::Free,
+        meaning: LabelMeaning::Answer,
+        rule_ops: &["negation", "comparative", "number", "temporal"],
         edit_types: &[
             "entity",
             "attribute",
@@ -209,6 +234,8 @@ pub const PRESETS: &[TaskPreset] = &[
         ],
         edit_field: "text",
         label: LabelKind::Unlabelled,
+        meaning: LabelMeaning::Depiction,
+        rule_ops: &["negation", "antonym", "number", "gender"],
         edit_types: &[
             "object",
             "action",
@@ -242,6 +269,8 @@ pub const PRESETS: &[TaskPreset] = &[
         ],
         edit_field: "text",
         label: LabelKind::Classes(&["entailment", "neutral", "contradiction"]),
+        meaning: LabelMeaning::Inference,
+        rule_ops: &["negation", "antonym", "number", "quantifier"],
         edit_types: &[
             "negation",
             "negation_scope",
@@ -271,6 +300,15 @@ pub const PRESETS: &[TaskPreset] = &[
         fields: &[field("text", "claim", true), field("label", "label", false)],
         edit_field: "text",
         label: LabelKind::Binary("true", "false"),
+        meaning: LabelMeaning::Truth,
+        rule_ops: &[
+            "negation",
+            "antonym",
+            "number",
+            "quantifier",
+            "comparative",
+            "temporal",
+        ],
         edit_types: &[
             "entity",
             "attribute",
@@ -299,6 +337,8 @@ pub const PRESETS: &[TaskPreset] = &[
         fields: &[field("text", "text", true), field("label", "label", false)],
         edit_field: "text",
         label: LabelKind::Unlabelled,
+        meaning: LabelMeaning::Open,
+        rule_ops: &["negation", "gender"],
         edit_types: &[
             "negation",
             "quantifier",

@@ -348,6 +348,9 @@ fn the_manifest_counts_accepted_pairs_per_edit_type() {
             "text",
             "--id-field",
             "id",
+            // More than the task's defaults, so several types apply.
+            "--ops",
+            "negation,antonym,number,quantifier,comparative,temporal,gender",
             "--quiet",
             "--out",
         ])
