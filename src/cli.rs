@@ -443,6 +443,10 @@ pub struct VerifyArgs {
     /// (relation, label, fluent, minimal).
     #[arg(long, help_heading = "Verification")]
     pub verify_min: Option<f64>,
+    /// Refuse a judge that is the generator's own model at the same
+    /// endpoint.
+    #[arg(long, help_heading = "Verification")]
+    pub verify_independent: bool,
 }
 
 impl VerifyArgs {
@@ -454,8 +458,10 @@ impl VerifyArgs {
     ) -> Result<(), crate::UsageError> {
         use crate::config::{EndpointConfig, FilterConfig, VerifyConfig};
         let (Some(url), Some(model)) = (&self.verify_url, &self.verify_model) else {
-            if self.verify_min.is_some() {
-                return Err(crate::UsageError::new("--verify-min needs --verify-url"));
+            if self.verify_min.is_some() || self.verify_independent {
+                return Err(crate::UsageError::new(
+                    "--verify-min and --verify-independent need --verify-url",
+                ));
             }
             return Ok(());
         };
@@ -478,6 +484,7 @@ impl VerifyArgs {
             if let Some(env) = &self.verify_api_key_env {
                 v.endpoint.api_key_env = env.clone();
             }
+            v.independent |= self.verify_independent;
             if let Some(m) = self.verify_min {
                 v.min_relation = m;
                 v.min_label = m;

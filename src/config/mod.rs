@@ -575,6 +575,10 @@ pub struct VerifyConfig {
     pub seed: u64,
     #[serde(default = "default_verify_tokens")]
     pub max_tokens: u32,
+    /// Refuse to run when the judge is the generator's own model at the
+    /// same endpoint: a model grading its own edits agrees with itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub independent: bool,
     /// A folder with `verify/system.jinja`, `user.jinja`, `schema.json`.
     #[serde(default)]
     pub prompts_dir: Option<PathBuf>,
@@ -603,6 +607,7 @@ impl VerifyConfig {
             temperature: 0.0,
             seed: 0,
             max_tokens: default_verify_tokens(),
+            independent: false,
             prompts_dir: None,
             bad_reply_retries: default_bad_reply_retries(),
         }
@@ -859,6 +864,19 @@ impl PipelineConfig {
                 }
                 FilterConfig::Verify(v) => {
                     check_endpoint("filters.verify", &v.endpoint)?;
+                    if let GeneratorConfig::Llm(g) = &self.generator
+                        && v.independent
+                        && g.endpoint.model == v.endpoint.model
+                        && g.endpoint.url.trim_end_matches('/')
+                            == v.endpoint.url.trim_end_matches('/')
+                    {
+                        return Err(UsageError::new(format!(
+                            "filters.verify: independent = true, but the judge is the \
+                             generator's model `{}` at the same endpoint; give the judge \
+                             another model or endpoint",
+                            v.endpoint.model
+                        )));
+                    }
                     for (name, t) in v.thresholds() {
                         if !(0.0..=1.0).contains(&t) {
                             return Err(UsageError::new(format!(

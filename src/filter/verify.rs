@@ -76,11 +76,7 @@ impl Verifier {
         self.prompts.render_context(&ctx)
     }
 
-    async fn judge(
-        &self,
-        example: &SourceExample,
-        c: &Candidate,
-    ) -> Result<VerifyScores, Unjudged> {
+    async fn judge(&self, example: &SourceExample, c: &Candidate) -> Result<Verdict, Unjudged> {
         let messages = self
             .messages(example, c)
             .map_err(|e| Unjudged::Failed(format!("rendering the verify prompt: {e}")))?;
@@ -117,17 +113,28 @@ impl Verifier {
     }
 }
 
-fn parse_verdict(schema_value: &Value, content: &str) -> Result<VerifyScores, String> {
+/// A verdict: the scores, and the judge's answer when the pair had none.
+type Verdict = (VerifyScores, Option<String>);
+
+fn parse_verdict(schema_value: &Value, content: &str) -> Result<Verdict, String> {
     let v = extract_json_object(content).ok_or("verdict is not a JSON object")?;
     schema::validate(schema_value, &v)?;
     let score = |k: &str| v[k].as_f64().ok_or(format!("verdict has no number `{k}`"));
-    Ok(VerifyScores {
-        relation: score("relation")?,
-        label: score("label")?,
-        fluent: score("fluent")?,
-        minimal: score("minimal")?,
-        explanation: v["explanation"].as_str().map(str::to_string),
-    })
+    let new_label = v["new_label"]
+        .as_str()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string);
+    Ok((
+        VerifyScores {
+            relation: score("relation")?,
+            label: score("label")?,
+            fluent: score("fluent")?,
+            minimal: score("minimal")?,
+            explanation: v["explanation"].as_str().map(str::to_string),
+        },
+        new_label,
+    ))
 }
 
 impl Filter for Verifier {
@@ -153,7 +160,25 @@ impl Filter for Verifier {
             for (&i, verdict) in live.iter().zip(verdicts) {
                 let c = &mut batch.candidates[i];
                 match verdict {
-                    Ok(scores) => {
+                    Ok((scores, new_label)) => {
+                        // A question edited without its new answer gets the
+                        // judge's, with provenance; anything else a person
+                        // must supply stays marked.
+                        let needs_answer = c
+                            .needs_review
+                            .as_deref()
+                            .is_some_and(|n| n.starts_with("answer"));
+                        if let (true, None, Some(label)) =
+                            (needs_answer, &c.edited_label, new_label)
+                        {
+                            c.edited_label = Some(label);
+                            c.needs_review = None;
+                            let by = format!("new label by verify:{}", self.config.endpoint.model);
+                            c.rationale = Some(match c.rationale.take() {
+                                Some(r) => format!("{r}; {by}"),
+                                None => by,
+                            });
+                        }
                         let s = [scores.relation, scores.label, scores.fluent, scores.minimal];
                         let low = self
                             .config
@@ -198,7 +223,12 @@ mod tests {
         let schema: Value = serde_json::from_str(crate::tasks::VERIFY_PROMPTS.schema).unwrap();
         let ok =
             r#"{"relation": 0.9, "label": 1, "fluent": 0.8, "minimal": 0.7, "explanation": "x"}"#;
-        assert_eq!(parse_verdict(&schema, ok).unwrap().label, 1.0);
+        assert_eq!(parse_verdict(&schema, ok).unwrap().0.label, 1.0);
+        let answered = r#"{"relation": 1, "label": 1, "fluent": 1, "minimal": 1, "explanation": "x", "new_label": " Mercury "}"#;
+        assert_eq!(
+            parse_verdict(&schema, answered).unwrap().1.as_deref(),
+            Some("Mercury")
+        );
         let high =
             r#"{"relation": 1.5, "label": 1, "fluent": 0.8, "minimal": 0.7, "explanation": "x"}"#;
         assert!(

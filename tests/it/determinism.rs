@@ -38,6 +38,9 @@ fn rules_and_local_embedder_same_pairs_at_concurrency_1_and_16() {
         "question",
         "--id-field",
         "id",
+        // Every operation: more pairs than the question defaults make.
+        "--ops",
+        "negation,antonym,number,quantifier,comparative,temporal,gender",
     ];
     let one = run(&args, "1");
     let sixteen = run(&args, "16");

@@ -24,6 +24,7 @@ fields = {{ text = "question", label = "answer" }}
 
 [generator]
 kind = "rules"
+ops = ["negation", "antonym", "number", "quantifier", "comparative", "temporal", "gender"]
 
 [embedder]
 kind = "local"

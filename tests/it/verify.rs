@@ -256,3 +256,119 @@ fn a_budget_spent_verifying_stops_cleanly_and_resumes() {
     assert_eq!(pair_ids(&out), pair_ids(&baseline));
     assert_eq!(manifest(&out)["usage"]["stages"]["verify"]["requests"], 6);
 }
+
+#[test]
+fn a_question_without_its_new_answer_gets_the_judges_and_others_stay_marked() {
+    // The judge answers only when asked for `new_label`, and knows one
+    // answer: the rest it cannot tell ("").
+    let fake = FakeOpenAi::start(
+        Arc::new(|body: &Value| {
+            let system = body["messages"][0]["content"].as_str().unwrap_or_default();
+            let edited = line_value(&user_message(body), "Edited text").unwrap_or_default();
+            let mut v = json!({"relation": 0.9, "label": 0.9, "fluent": 0.9, "minimal": 0.9,
+                               "explanation": "ok"});
+            if system.contains("new_label") {
+                v["new_label"] = json!(if edited.contains("smallest") {
+                    "Mercury"
+                } else {
+                    ""
+                });
+            }
+            Reply::chat(&v.to_string())
+        }),
+        Duration::ZERO,
+    );
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("q.csv");
+    std::fs::write(
+        &input,
+        "id,question,answer\n\
+         q1,Which planet is the largest in the solar system?,Jupiter\n\
+         q2,Which river is the longest in Europe?,Volga\n\
+         q3,Is the Moon bigger than the Earth?,no\n",
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    foil()
+        .args(["generate", input.to_str().unwrap(), "--task", "question"])
+        .args([
+            "--id-field",
+            "id",
+            "--ops",
+            "comparative,negation",
+            "--quiet",
+        ])
+        .args([
+            "--verify-url",
+            &fake.base_url(),
+            "--verify-model",
+            "judge-1",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let rows = by_source(&out, "shards");
+    // Answered by the judge, with provenance, and no longer marked.
+    assert_eq!(rows["q1"]["edited_label"], "Mercury");
+    assert!(rows["q1"]["needs_review"].is_null());
+    assert!(
+        rows["q1"]["rationale"]
+            .as_str()
+            .unwrap()
+            .contains("verify:judge-1")
+    );
+    // The judge could not tell: still marked for a person.
+    assert!(rows["q2"]["edited_label"].is_null());
+    assert!(
+        rows["q2"]["needs_review"]
+            .as_str()
+            .unwrap()
+            .starts_with("answer")
+    );
+    // A yes/no question had its answer already; the judge was not asked.
+    assert_eq!(rows["q3"]["edited_label"], "yes");
+    let asked: Vec<_> = fake
+        .recorded()
+        .into_iter()
+        .filter(|r| {
+            r.body["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("new_label")
+        })
+        .collect();
+    assert_eq!(
+        asked.len(),
+        2,
+        "only the pairs without an answer are asked for one"
+    );
+    let m = manifest(&out);
+    assert_eq!(m["counts"]["accepted_needing_review"]["answer"], 1);
+}
+
+#[test]
+fn an_independent_judge_must_not_be_the_generator() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let run = foil()
+        .args([
+            "generate",
+            crate::support::sample("questions.csv").to_str().unwrap(),
+        ])
+        .args(["--task", "question", "--id-field", "id"])
+        .args(["--llm-url", "http://127.0.0.1:9/v1", "--model", "m-1"])
+        .args([
+            "--verify-url",
+            "http://127.0.0.1:9/v1/",
+            "--verify-model",
+            "m-1",
+        ])
+        .arg("--verify-independent")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&run.get_output().stderr).to_string();
+    assert!(err.contains("independent") && err.contains("m-1"), "{err}");
+}

@@ -74,7 +74,13 @@ impl Word {
 /// Two-word noun compounds ("high school", "higher education"): their
 /// first word is not an adjective to swap.
 pub fn is_compound(first: &str, second: &str) -> bool {
-    lexicon().compounds.contains(&(first, second))
+    let c = &lexicon().compounds;
+    // "hot dogs": the compound is listed in the singular.
+    let singular = second
+        .strip_suffix("es")
+        .filter(|s| s.ends_with(['s', 'x', 'z']) || s.ends_with("ch") || s.ends_with("sh"))
+        .or_else(|| second.strip_suffix('s'));
+    c.contains(&(first, second)) || singular.is_some_and(|s| c.contains(&(first, s)))
 }
 
 pub struct Lexicon {
@@ -396,6 +402,10 @@ fn tag_in_context(text: &str, ws: &[Word], i: usize, sentence_start: bool) -> Po
     if w.capitalised && !sentence_start && w.lower != "i" {
         return Pos::Proper;
     }
+    // "iPhone", "eBay": a capital inside a word names something.
+    if text[w.start..w.end].chars().skip(1).any(char::is_uppercase) {
+        return Pos::Proper;
+    }
     if WH.contains(&w.lower.as_str()) && (sentence_start || i == 0) {
         return Pos::Wh;
     }
@@ -422,7 +432,6 @@ fn tag_in_context(text: &str, ws: &[Word], i: usize, sentence_start: bool) -> Po
     }
     let tags = w.tags;
     let first = tags.first().copied().unwrap_or("NN");
-    let _ = text;
     match prev {
         Some(Pos::Det | Pos::PossPron | Pos::Num | Pos::Adj | Pos::Degree) => {
             // Before a noun, a word that can be an adjective is one; else a

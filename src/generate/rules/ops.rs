@@ -116,8 +116,65 @@ fn negation(text: &str, ws: &[Word]) -> Option<Site> {
         return question_negation(text, ws);
     }
     let m = main_predicate(text, ws)?;
+    // "Some people are sitting" / "Some people are not sitting" can both
+    // be true: a quantified subject makes negation no contrast.
+    if ws[..m]
+        .iter()
+        .any(|w| QUANTIFIED_SUBJECT.contains(&w.lower.as_str()))
+    {
+        return None;
+    }
+    // "Autumn often represents" / "often does not represent": an adverb of
+    // frequency quantifies too.
+    let around = &ws[m.saturating_sub(2)..(m + 2).min(ws.len())];
+    if around.iter().any(|w| FREQUENCY.contains(&w.lower.as_str())) {
+        return None;
+    }
+    // "Only talented people can win", "would most likely travel": a focus
+    // or hedge takes the negation into its scope.
+    let before = &ws[..(m + 3).min(ws.len())];
+    if before.iter().any(|w| SCOPE.contains(&w.lower.as_str())) {
+        return None;
+    }
     insert_negation(text, ws, m)
 }
+
+const FREQUENCY: &[&str] = &[
+    "often",
+    "usually",
+    "sometimes",
+    "typically",
+    "mostly",
+    "mainly",
+    "generally",
+    "frequently",
+    "rarely",
+    "seldom",
+    "always",
+    "occasionally",
+    "commonly",
+    "normally",
+    "largely",
+];
+
+const SCOPE: &[&str] = &[
+    "only",
+    "likely",
+    "probably",
+    "possibly",
+    "even",
+    "just",
+    "hardly",
+    "barely",
+    "almost",
+    "nearly",
+    "certainly",
+    "definitely",
+];
+
+const QUANTIFIED_SUBJECT: &[&str] = &[
+    "some", "many", "most", "few", "several", "all", "every", "each", "any", "both", "much",
+];
 
 /// The index of the main clause's auxiliary or finite verb: after a
 /// leading subordinate clause, outside relative clauses, with a subject
@@ -144,6 +201,17 @@ fn main_predicate(text: &str, ws: &[Word]) -> Option<usize> {
             }
             in_relative = true;
         } else if matches!(w.lower.as_str(), "so" | "yet" | "but" | "or") && !in_relative {
+            return None;
+        } else if matches!(w.lower.as_str(), "before" | "after" | "until" | "because")
+            && ws
+                .get(i + 1)
+                .is_some_and(|n| matches!(n.pos, Pos::Pron | Pos::Det | Pos::Proper))
+            && ws
+                .get(i + 2)
+                .is_some_and(|n| matches!(n.pos, Pos::Verb | Pos::Aux))
+        {
+            // "a man slices bread before he makes a sandwich": the verb
+            // found next is the subordinate clause's.
             return None;
         } else if matches!(w.pos, Pos::Aux | Pos::Verb) {
             if in_relative {
@@ -221,12 +289,16 @@ fn insert_negation(text: &str, ws: &[Word], m: usize) -> Option<Site> {
     }
     // A finite main verb.
     let base = *lex.verb_base.get(l)?;
-    if ws[0].lower == "a" || ws[0].lower == "an" {
-        // A caption's noun phrase ("A sandwich placed on a plate") has no
-        // finite verb; an ambiguous past form there is a participle.
-        if w.has_tag("VBN") {
-            return None;
-        }
+    // A caption's noun phrase ("A sandwich placed on a plate", "Hands
+    // typing on light colored keys") has no finite verb; an ambiguous past
+    // form there is a participle.
+    let reduced = ws[0].lower == "a"
+        || ws[0].lower == "an"
+        || ws[..m]
+            .iter()
+            .any(|x| matches!(x.pos, Pos::Gerund | Pos::Participle) || x.has_tag("VBG"));
+    if reduced && w.has_tag("VBN") {
+        return None;
     }
     let aux = if lex.inflect(base, "VBZ") == l {
         "does"
@@ -335,7 +407,14 @@ fn question_negation(text: &str, ws: &[Word]) -> Option<Site> {
     }
     if !matches!(
         ws.get(1)?.pos,
-        Pos::Det | Pos::Proper | Pos::Noun | Pos::Pron | Pos::PossPron | Pos::Adj | Pos::Num
+        Pos::Det
+            | Pos::Proper
+            | Pos::Noun
+            | Pos::Pron
+            | Pos::PossPron
+            | Pos::Adj
+            | Pos::Num
+            | Pos::VerbBase
     ) {
         return None;
     }
@@ -349,14 +428,19 @@ fn question_negation(text: &str, ws: &[Word]) -> Option<Site> {
                 }
                 // "is the sky blue": an adjective after a noun.
                 Pos::Adj => matches!(ws[j - 1].pos, Pos::Noun | Pos::Proper | Pos::Pron),
-                Pos::Prep if j == 2 => true,
+                // "Is Paris in France", "Is Mount Everest in Nepal".
+                Pos::Prep if j == 2 || ws[1..j].iter().all(|x| x.pos == Pos::Proper) => true,
                 // "Is the food on the plate …": the subject's end is
                 // unclear.
                 Pos::Prep => return None,
                 _ => false,
             }
         } else {
+            // "Does water boil", "Does a spider have": after do-support the
+            // first word that can be a verb's base form is the verb.
             matches!(w.pos, Pos::VerbBase | Pos::Verb)
+                || (w.has_tag("VB") && w.pos != Pos::Proper)
+                || HAVE.contains(&w.lower.as_str())
         };
         if boundary {
             return Some(Site {
@@ -398,6 +482,13 @@ fn antonym(text: &str, ws: &[Word]) -> Vec<Site> {
         })
         .filter_map(|(i, w)| {
             let a = lex.adj_antonyms.get(w.lower.as_str())?;
+            // "multiple power lines" → "single power lines" breaks number.
+            let plural_next = ws
+                .get(i + 1)
+                .is_some_and(|n| n.tags.first() == Some(&"NNS"));
+            if matches!(*a, "single" | "singular") && plural_next {
+                return None;
+            }
             Some(swap_with_article(text, ws, i, a, Strength::Contrary))
         })
         .collect()
@@ -471,6 +562,10 @@ fn comparative(text: &str, ws: &[Word]) -> Vec<Site> {
         .filter_map(|(i, w)| {
             let next = ws.get(i + 1);
             let prev = (i > 0).then(|| &ws[i - 1]);
+            // "most households" is a quantifier, not a degree.
+            if w.lower == "most" && next.is_some_and(|n| n.pos == Pos::Noun) {
+                return None;
+            }
             // "more and more", "most likely", "higher education".
             if next.is_some_and(|n| {
                 n.lower == "and" || n.lower == "likely" || is_compound(&w.lower, &n.lower)
@@ -545,7 +640,11 @@ fn number(text: &str, ws: &[Word]) -> Vec<Site> {
     ws.iter()
         .enumerate()
         .filter(|(i, _)| {
-            *i == 0 || (!BOUNDS.contains(&ws[i - 1].lower.as_str()) && ws[i - 1].pos != Pos::Proper)
+            // "under the age of 16" is a bound four words back.
+            let bound = ws[i.saturating_sub(4)..*i]
+                .iter()
+                .any(|p| BOUNDS.contains(&p.lower.as_str()));
+            *i == 0 || (!bound && ws[i - 1].pos != Pos::Proper)
         })
         .filter_map(|(i, w)| {
             if w.lower.bytes().all(|b| b.is_ascii_digit()) && w.lower.len() <= 4 {
@@ -608,7 +707,7 @@ fn quantifier(text: &str, ws: &[Word]) -> Vec<Site> {
         });
         if matches!(
             prev,
-            Some("how" | "at" | "for" | "not" | "in" | "after" | "above")
+            Some("how" | "at" | "for" | "not" | "in" | "after" | "above" | "of")
         ) {
             continue;
         }
@@ -667,7 +766,15 @@ fn temporal(text: &str, ws: &[Word]) -> Vec<Site> {
             // "last year" is the one before this; "second to last", "at last".
             let deictic = next.is_some_and(|n| TIME_NOUNS.contains(&n.lower.as_str()))
                 || prev.is_some_and(|p| matches!(p.lower.as_str(), "to" | "at"));
+            // "after 5 years", "before an hour": a duration, not an order.
+            let duration = next.is_some_and(|n| n.pos == Pos::Num)
+                || ws.get(i + 2).is_some_and(|n| {
+                    TIME_NOUNS
+                        .iter()
+                        .any(|t| n.lower.trim_end_matches('s') == *t)
+                });
             let with = match w.lower.as_str() {
+                "before" | "after" if duration => return None,
                 "before" if next.is_some() => "after",
                 "after" if next.is_some() && i > 0 && !after_verb => "before",
                 "first" | "last" if deictic => return None,
