@@ -9,6 +9,11 @@
 //! is better, `≤ t` where lower is); precision is good ÷ accepted, recall is
 //! accepted good ÷ all good. Reviewing some rejected pairs too (`review
 //! push --include-rejected`) is what lets calibration loosen a threshold.
+//!
+//! When an LLM judge scored the pairs (verify), it also reports how far the
+//! judge agrees with people: per criterion, the judge's pass (score at or
+//! above the run's threshold) against the people's accept, as accuracy and
+//! Cohen's κ (agreement beyond what the two rates alone would give).
 
 use std::process::ExitCode;
 
@@ -58,6 +63,82 @@ pub struct Calibration {
     pub sweep: Vec<Point>,
     /// The threshold keeping the most good pairs at the target precision.
     pub suggested: Option<Point>,
+}
+
+/// How far the judge's pass on one criterion agrees with people.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JudgeAgreement {
+    pub criterion: String,
+    /// `None` for all four together (each at its own threshold).
+    pub threshold: Option<f64>,
+    /// Reviewed pairs the judge scored.
+    pub pairs: usize,
+    pub accuracy: Option<f64>,
+    /// Cohen's κ; `None` when both sides said the same thing throughout
+    /// (chance agreement is then 1).
+    pub kappa: Option<f64>,
+}
+
+/// Cohen's κ and accuracy of two yes/no raters over the same items.
+pub fn kappa(pairs: &[(bool, bool)]) -> (Option<f64>, Option<f64>) {
+    if pairs.is_empty() {
+        return (None, None);
+    }
+    let n = pairs.len() as f64;
+    let agree = pairs.iter().filter(|(a, b)| a == b).count() as f64 / n;
+    let a_yes = pairs.iter().filter(|(a, _)| *a).count() as f64 / n;
+    let b_yes = pairs.iter().filter(|(_, b)| *b).count() as f64 / n;
+    let chance = a_yes * b_yes + (1.0 - a_yes) * (1.0 - b_yes);
+    let k = ((1.0 - chance).abs() > 1e-12).then(|| (agree - chance) / (1.0 - chance));
+    (Some(agree), k)
+}
+
+/// The judge against people, per criterion and for all four together.
+pub fn judge_agreement(pairs: &[(PairRow, bool)], thresholds: [f64; 4]) -> Vec<JudgeAgreement> {
+    let scores = |p: &PairRow| {
+        Some([
+            p.verify_relation?,
+            p.verify_label?,
+            p.verify_fluent?,
+            p.verify_minimal?,
+        ])
+    };
+    let names = ["relation", "label", "fluent", "minimal"];
+    let judged: Vec<([f64; 4], bool)> = pairs
+        .iter()
+        .filter_map(|(p, good)| scores(p).map(|s| (s, *good)))
+        .collect();
+    if judged.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let votes: Vec<(bool, bool)> = judged
+            .iter()
+            .map(|(s, good)| (s[i] >= thresholds[i], *good))
+            .collect();
+        let (accuracy, kappa) = kappa(&votes);
+        out.push(JudgeAgreement {
+            criterion: name.to_string(),
+            threshold: Some(thresholds[i]),
+            pairs: votes.len(),
+            accuracy,
+            kappa,
+        });
+    }
+    let all: Vec<(bool, bool)> = judged
+        .iter()
+        .map(|(s, good)| (s.iter().zip(thresholds).all(|(s, t)| *s >= t), *good))
+        .collect();
+    let (accuracy, kappa) = kappa(&all);
+    out.push(JudgeAgreement {
+        criterion: "all four".to_string(),
+        threshold: None,
+        pairs: all.len(),
+        accuracy,
+        kappa,
+    });
+    out
 }
 
 pub fn calibrate(pairs: &[(PairRow, bool)], target: f64) -> Vec<Calibration> {
@@ -140,6 +221,20 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let result = calibrate(&pairs, args.target_precision);
+    // The thresholds the run judged with (0.5 each when it had no judge).
+    let thresholds = crate::sink::Manifest::read(&args.dir)
+        .ok()
+        .and_then(|m| m.config.resolved_filters().ok())
+        .and_then(|fs| {
+            fs.into_iter().find_map(|f| match f {
+                crate::config::FilterConfig::Verify(v) => {
+                    Some([v.min_relation, v.min_label, v.min_fluent, v.min_minimal])
+                }
+                _ => None,
+            })
+        })
+        .unwrap_or([0.5; 4]);
+    let judge = judge_agreement(&pairs, thresholds);
     if args.json {
         println!(
             "{}",
@@ -147,6 +242,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
                 "reviewed_pairs": pairs.len(),
                 "target_precision": args.target_precision,
                 "scores": result,
+                "judge_agreement": judge,
             }))?
         );
         return Ok(ExitCode::SUCCESS);
@@ -182,12 +278,67 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
             None => println!("  no threshold reaches the target precision"),
         }
     }
+    if !judge.is_empty() {
+        println!("\nthe judge against people (judge passes vs people accept)");
+        println!("  criterion   threshold  pairs  accuracy  Cohen's κ");
+        for j in &judge {
+            let t = j.threshold.map_or("—".to_string(), |t| format!("{t:.2}"));
+            println!(
+                "  {:<10}  {:>9}  {:>5}  {:>8}  {:>9}",
+                j.criterion,
+                t,
+                j.pairs,
+                pct(j.accuracy),
+                j.kappa.map_or("n/a".to_string(), |k| format!("{k:.3}"))
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kappa_matches_a_hand_computed_case() {
+        // 10 items: both yes 4, both no 3, judge yes/people no 2, judge
+        // no/people yes 1. Agreement 0.7; judge yes 0.6, people yes 0.5;
+        // chance 0.6·0.5 + 0.4·0.5 = 0.5; κ = (0.7 − 0.5) / 0.5 = 0.4.
+        let mut v = vec![(true, true); 4];
+        v.extend([(false, false); 3]);
+        v.extend([(true, false); 2]);
+        v.push((false, true));
+        let (acc, k) = kappa(&v);
+        assert!((acc.unwrap() - 0.7).abs() < 1e-12);
+        assert!((k.unwrap() - 0.4).abs() < 1e-12);
+        assert_eq!(kappa(&[(true, true), (true, true)]).1, None);
+    }
+
+    #[test]
+    fn the_judge_is_compared_per_criterion() {
+        let p = |rel: f64| PairRow {
+            verify_relation: Some(rel),
+            verify_label: Some(0.9),
+            verify_fluent: Some(0.9),
+            verify_minimal: Some(0.9),
+            ..PairRow::default()
+        };
+        let pairs = vec![
+            (p(0.9), true),
+            (p(0.2), false),
+            (p(0.8), false),
+            (p(0.1), true),
+        ];
+        let j = judge_agreement(&pairs, [0.5; 4]);
+        assert_eq!(j[0].criterion, "relation");
+        assert_eq!(j[0].accuracy, Some(0.5));
+        // `label` passes everything: agreement is the people's accept rate
+        // and κ is 0.
+        assert_eq!(j[1].accuracy, Some(0.5));
+        assert_eq!(j[1].kappa, Some(0.0));
+        assert_eq!(j.last().unwrap().criterion, "all four");
+    }
 
     #[test]
     fn the_sweep_counts_by_hand() {

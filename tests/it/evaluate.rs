@@ -401,3 +401,127 @@ fn the_report_renders_in_headless_chromium() {
     let b = crate::support::chromium(&broken, &d.path().join("b.png"));
     assert!(!b.console_errors.is_empty(), "a thrown error must be seen");
 }
+
+/// Rules-made question edits without their new answer: exported with an
+/// empty `new_label` that reviewers fill; an accept without one is refused
+/// with file, line and field; the answers come back into `reviewed/` and
+/// `foil eval` scores only the pairs that have one, saying how many it
+/// skipped.
+#[test]
+fn reviewers_answers_come_back_and_eval_scores_only_answered_pairs() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("q.csv");
+    std::fs::write(
+        &input,
+        "id,question,answer\n\
+         q1,Which planet is the largest in the solar system?,Jupiter\n\
+         q2,Which river is the longest in Europe?,Volga\n\
+         q3,Which is the hottest desert in the world?,Sahara\n",
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    foil()
+        .args(["generate", input.to_str().unwrap(), "--task", "question"])
+        .args([
+            "--id-field",
+            "id",
+            "--ops",
+            "comparative",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let rows = read_rows(&out, "shards");
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["edited_label"].is_null()
+        && r["needs_review"].as_str().unwrap().starts_with("answer")));
+
+    let csv_path = d.path().join("answers.csv");
+    foil()
+        .args([
+            "review",
+            "export",
+            out.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--out",
+        ])
+        .arg(&csv_path)
+        .assert()
+        .success();
+    // Columns: … new_label, verdict, corrected, annotator.
+    let text = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("new_label,verdict,corrected,annotator")
+    );
+    let mut filled = String::new();
+    let mut line_of_q3 = 0;
+    for (i, line) in text.lines().enumerate() {
+        let row = line.strip_suffix(",,,,");
+        let new = match row {
+            None => line.to_string(),
+            Some(r) if r.contains("smallest in the solar") => format!("{r},Mercury,accept,,ann"),
+            Some(r) if r.contains("shortest in Europe") => format!("{r},,reject,,ann"),
+            Some(r) => {
+                line_of_q3 = i + 1;
+                format!("{r},,accept,,ann")
+            }
+        };
+        filled.push_str(&new);
+        filled.push('\n');
+    }
+    std::fs::write(&csv_path, filled).unwrap();
+    let run = foil()
+        .args(["review", "import", out.to_str().unwrap()])
+        .arg(&csv_path)
+        .assert()
+        .code(3);
+    let err = String::from_utf8_lossy(&run.get_output().stderr).to_string();
+    assert!(
+        err.contains(&format!("answers.csv:{line_of_q3}")) && err.contains("new_label"),
+        "{err}"
+    );
+    let reviewed = read_reviewed(&out);
+    let planet = reviewed
+        .values()
+        .find(|r| {
+            r["edited"]
+                .as_str()
+                .unwrap()
+                .contains("smallest in the solar")
+        })
+        .unwrap();
+    assert_eq!(planet["edited_label"], "Mercury");
+    assert_eq!(reviewed.len(), 2, "the refused accept is not a decision");
+
+    // Predictions for everything; only the answered edit and the originals
+    // have gold labels.
+    let preds = d.path().join("preds.jsonl");
+    let mut p = String::new();
+    for r in &rows {
+        p.push_str(&format!(
+            "{}\n",
+            json!({"id": r["pair_id"], "prediction": "Mercury"})
+        ));
+        p.push_str(&format!(
+            "{}\n",
+            json!({"id": r["source_id"], "prediction": "x"})
+        ));
+    }
+    std::fs::write(&preds, p).unwrap();
+    let run = foil()
+        .args(["eval", out.to_str().unwrap(), "--predictions"])
+        .arg(&preds)
+        .arg("--json")
+        .assert()
+        .success();
+    let r: Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
+    assert_eq!(r["pairs_without_gold"], 2, "{r}");
+    assert_eq!(r["overall"]["edit_accuracy"]["n"], 1, "{r}");
+    assert_eq!(r["overall"]["edit_accuracy"]["value"], 1.0, "{r}");
+}
