@@ -162,6 +162,7 @@ mod tests {
         assert!(none("A sandwich placed on a plate.").is_empty());
         assert!(none("A man riding a horse on a beach.").is_empty());
         assert!(none("Hands typing on light colored keys.").is_empty());
+        assert!(none("A train traveling past houses by train tracks.").is_empty());
         assert!(none("a man slices bread before he makes a sandwich").is_empty());
         // One negation per text, never a second one.
         assert_eq!(none("He is tall and she is short.").len(), 1);
@@ -257,5 +258,116 @@ mod tests {
             edits.contains(&"a hot day and a hot night".to_string()),
             "{edits:?}"
         );
+    }
+
+    /// The failure patterns a blind judgement found in the old rules
+    /// (issue 13), written anew: none comes back as a labelled pair.
+    #[test]
+    fn the_judged_failure_patterns_are_not_made_into_labelled_pairs() {
+        use crate::record::{Relation, RowOrigin};
+        use std::collections::BTreeMap;
+        let pairs = |task: &str, text: &str, label: Option<&str>| {
+            let task = crate::tasks::preset(task).unwrap();
+            let mut fields = BTreeMap::from([("text".to_string(), text.to_string())]);
+            if let Some(l) = label {
+                fields.insert("label".into(), l.into());
+            }
+            let ex = SourceExample {
+                seq: 0,
+                source_id: "s".into(),
+                fields,
+                passthrough: vec![],
+                given: None,
+                origin: RowOrigin {
+                    file: Arc::from("f"),
+                    line: 1,
+                },
+            };
+            RulesGenerator::new(task, RuleOp::ALL.to_vec(), 5).candidates(&ex)
+        };
+        let edits = |task: &str, text: &str, label: Option<&str>| -> Vec<String> {
+            pairs(task, text, label)
+                .into_iter()
+                .map(|c| c.edited)
+                .collect()
+        };
+        // 1. Swaps blind to part of speech and sense.
+        let e = edits(
+            "caption",
+            "A single pelican stands by the kitchen sink.",
+            None,
+        );
+        assert!(
+            !e.iter()
+                .any(|x| x.contains("married") || x.contains("float")),
+            "{e:?}"
+        );
+        let e = edits("claim", "She was born in London.", Some("true"));
+        assert!(!e.iter().any(|x| x.contains("died")), "{e:?}");
+        // 2. Flips that are not flips: bounds, false compounds, false
+        //    ordinals are never labelled.
+        assert!(
+            edits("caption", "At least one dog is on the left.", Some("true"))
+                .iter()
+                .all(|x| !x.contains("at most"))
+        );
+        for c in pairs("caption", "Two dogs sit and a cat sleeps.", Some("false")) {
+            assert_eq!(c.relation, Relation::Uncertain, "{}", c.edited);
+            assert_eq!(c.edited_label, None);
+        }
+        for c in pairs(
+            "claim",
+            "It was the first movie of the series.",
+            Some("false"),
+        ) {
+            // (A negation of a simple false claim does make it true.)
+            if c.edit_type != "negation" {
+                assert_eq!(c.relation, Relation::Uncertain, "{}", c.edited);
+            }
+        }
+        // 3. Mechanical negation.
+        assert!(
+            edits(
+                "caption",
+                "None of the lemons in neither image are cut.",
+                Some("true")
+            )
+            .iter()
+            .all(|x| !x.contains("not"))
+        );
+        assert!(
+            edits("caption", "A sandwich placed on a plate.", None)
+                .iter()
+                .all(|x| !x.contains("not place"))
+        );
+        // 4. Wrong relations: a gender swap on a caption changes the scene;
+        //    names do not change.
+        for c in pairs("caption", "A man rides a horse.", Some("true")) {
+            if c.edit_type == "gender" {
+                assert_eq!(c.relation, Relation::Flip);
+                assert_eq!(c.edited_label.as_deref(), Some("false"));
+            }
+        }
+        assert!(
+            edits(
+                "claim",
+                "The Lion King 2 was released in 1998.",
+                Some("true")
+            )
+            .iter()
+            .all(|x| !x.contains("Queen"))
+        );
+        // 5. A question never comes back finished without its answer.
+        for c in pairs(
+            "question",
+            "Which is the tallest mountain on Earth?",
+            Some("Everest"),
+        ) {
+            assert!(
+                c.edited_label.is_some() || c.needs_review.is_some(),
+                "{}",
+                c.edited
+            );
+        }
     }
 }

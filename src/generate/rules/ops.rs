@@ -292,12 +292,13 @@ fn insert_negation(text: &str, ws: &[Word], m: usize) -> Option<Site> {
     // A caption's noun phrase ("A sandwich placed on a plate", "Hands
     // typing on light colored keys") has no finite verb; an ambiguous past
     // form there is a participle.
-    let reduced = ws[0].lower == "a"
-        || ws[0].lower == "an"
-        || ws[..m]
-            .iter()
-            .any(|x| matches!(x.pos, Pos::Gerund | Pos::Participle) || x.has_tag("VBG"));
-    if reduced && w.has_tag("VBN") {
+    let in_gerund = ws[..m]
+        .iter()
+        .any(|x| matches!(x.pos, Pos::Gerund | Pos::Participle) || x.has_tag("VBG"));
+    let indefinite = ws[0].lower == "a" || ws[0].lower == "an";
+    // After a gerund ("A train traveling past houses by train tracks") any
+    // verb-looking word belongs to the gerund's phrase.
+    if in_gerund || indefinite && w.has_tag("VBN") {
         return None;
     }
     let aux = if lex.inflect(base, "VBZ") == l {
