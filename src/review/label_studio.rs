@@ -49,6 +49,8 @@ pub const LABEL_CONFIG: &str = r#"<View>
     <Choice value="fix"/>
   </Choices>
   <TextArea name="corrected" toName="edited" placeholder="For fix: the corrected edited text" maxSubmissions="1" editable="true"/>
+  <Header value="New label or answer — needed when foil says: $needs_review" size="6"/>
+  <TextArea name="new_label" toName="edited" placeholder="The edited example's label or answer" maxSubmissions="1" editable="true"/>
 </View>"#;
 
 pub struct LabelStudio {
@@ -237,6 +239,7 @@ pub fn task_for(p: &PairRow) -> Value {
             "edited": p.edited,
             "edited_html": diff_html(&p.original, &p.edited),
             "edit_type": p.edit_type,
+            "needs_review": p.needs_review.clone().unwrap_or_else(|| "nothing".into()),
             "original_label": p.original_label.clone().unwrap_or_default(),
             "edited_label": p.edited_label.clone().unwrap_or_default(),
             "context": p.context.clone().unwrap_or_default(),
@@ -288,6 +291,7 @@ pub fn annotations_of(tasks: &[Value]) -> (Vec<Annotation>, Vec<Invalid>) {
             };
             let mut verdict: Option<String> = None;
             let mut corrected: Option<String> = None;
+            let mut label: Option<String> = None;
             let mut problem: Option<(String, String)> = None;
             for r in a["result"].as_array().into_iter().flatten() {
                 let from = r["from_name"].as_str().unwrap_or_default();
@@ -316,7 +320,7 @@ pub fn annotations_of(tasks: &[Value]) -> (Vec<Annotation>, Vec<Invalid>) {
                             }
                         }
                     }
-                    ("corrected", "textarea") => {
+                    (field @ ("corrected" | "new_label"), "textarea") => {
                         let text: Vec<&str> = r["value"]["text"]
                             .as_array()
                             .into_iter()
@@ -325,14 +329,18 @@ pub fn annotations_of(tasks: &[Value]) -> (Vec<Annotation>, Vec<Invalid>) {
                             .collect();
                         let joined = text.join("\n").trim().to_string();
                         if !joined.is_empty() {
-                            corrected = Some(joined);
+                            if field == "corrected" {
+                                corrected = Some(joined);
+                            } else {
+                                label = Some(joined);
+                            }
                         }
                     }
                     (name, kind) => {
                         problem.get_or_insert((
                             name.to_string(),
                             format!(
-                                "unknown control `{name}` of type `{kind}` (the interface has `verdict` choices and `corrected` text)"
+                                "unknown control `{name}` of type `{kind}` (the interface has `verdict` choices, `corrected` and `new_label` text)"
                             ),
                         ));
                     }
@@ -352,7 +360,7 @@ pub fn annotations_of(tasks: &[Value]) -> (Vec<Annotation>, Vec<Invalid>) {
                     annotator,
                     verdict: verdict.unwrap_or_default(),
                     corrected,
-                    label: None,
+                    label,
                     queue: "label-studio".into(),
                     origin,
                 }),

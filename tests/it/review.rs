@@ -78,6 +78,12 @@ fn choice(v: &str) -> Value {
     json!({"from_name": "verdict", "to_name": "edited", "type": "choices", "value": {"choices": [v]}})
 }
 
+/// The reviewer's new label or answer (pairs that need one are refused
+/// without it).
+fn answer(v: &str) -> Value {
+    json!({"from_name": "new_label", "to_name": "edited", "type": "textarea", "value": {"text": [v]}})
+}
+
 fn reviewed(dir: &Path) -> BTreeMap<String, BTreeMap<String, Value>> {
     use polars::prelude::{ParquetReader, SerReader};
     let df =
@@ -102,6 +108,9 @@ fn label_studio_round_trip() {
             "question",
             "--id-field",
             "id",
+            // Every operation, so stratified sampling has types to cover.
+            "--ops",
+            "negation,antonym,number,quantifier,comparative,temporal,gender",
             "--no-similarity",
             "--quiet",
             "--out",
@@ -195,15 +204,16 @@ fn label_studio_round_trip() {
     // with corrected text. Task 3: both reject. Task 4: a misspells the
     // control; b picks a choice the interface does not have. Task 5: a
     // accepts, b skips (cancelled).
-    annotate(ids[0].0, a, vec![choice("accept")]);
-    annotate(ids[0].0, b, vec![choice("accept")]);
-    annotate(ids[1].0, a, vec![choice("accept")]);
+    annotate(ids[0].0, a, vec![choice("accept"), answer("first answer")]);
+    annotate(ids[0].0, b, vec![choice("accept"), answer("answer zero")]);
+    annotate(ids[1].0, a, vec![choice("accept"), answer("answer one")]);
     annotate(ids[1].0, b, vec![choice("reject")]);
     annotate(
         ids[2].0,
         a,
         vec![
             choice("fix"),
+            answer("answer two"),
             json!({"from_name": "corrected", "to_name": "edited", "type": "textarea", "value": {"text": ["Who did not write Hamlet?"]}}),
         ],
     );
@@ -217,7 +227,7 @@ fn label_studio_round_trip() {
         ],
     );
     annotate(ids[4].0, b, vec![choice("maybe")]);
-    annotate(ids[5].0, a, vec![choice("accept")]);
+    annotate(ids[5].0, a, vec![choice("accept"), answer("answer five")]);
     ls.call(
         reqwest::Method::POST,
         &format!("/api/tasks/{}/annotations", ids[5].0),
@@ -248,6 +258,9 @@ fn label_studio_round_trip() {
     assert_eq!(r.len(), 5);
     assert_eq!(r[&ids[0].1]["verdict"], "accept");
     assert_eq!(r[&ids[0].1]["agreement"], 1.0);
+    // The most recent reviewer's answer is the pair's label now.
+    assert_eq!(r[&ids[0].1]["edited_label"], "answer zero");
+    assert_eq!(r[&ids[2].1]["edited_label"], "answer two");
     assert_eq!(
         r[&ids[1].1]["verdict"], "reject",
         "a tie is decided cautiously"

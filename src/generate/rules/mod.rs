@@ -12,6 +12,7 @@
 //! contrast.
 
 mod grammar;
+mod negation;
 mod ops;
 pub mod semantics;
 
