@@ -577,18 +577,3 @@ mod tests {
         assert_eq!(article_for("unique"), "a");
     }
 }
-#[cfg(test)]
-mod debug {
-    #[test]
-    #[ignore]
-    fn show() {
-        for t in std::env::var("SHOW").unwrap_or_default().split('|') {
-            let ws = super::words(t);
-            let v: Vec<String> = ws
-                .iter()
-                .map(|w| format!("{}/{:?}", w.lower, w.pos))
-                .collect();
-            println!("{}", v.join(" "));
-        }
-    }
-}

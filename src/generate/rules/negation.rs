@@ -29,7 +29,7 @@ pub(super) fn negation(text: &str, ws: &[Word]) -> Option<Site> {
         return remove_negation(text, ws);
     }
     if first.pos == Pos::Aux {
-        return question_negation(text, ws);
+        return question_negation(ws);
     }
     let m = main_predicate(text, ws)?;
     // "Some people are sitting" / "Some people are not sitting" can both
@@ -316,7 +316,7 @@ fn remove_negation(text: &str, ws: &[Word]) -> Option<Site> {
 /// "is the sky blue" → "is the sky not blue"; "does ethanol take …" →
 /// "does ethanol not take …". Only for be/do questions with a short
 /// subject whose end foil can see.
-fn question_negation(text: &str, ws: &[Word]) -> Option<Site> {
+fn question_negation(ws: &[Word]) -> Option<Site> {
     let aux = ws[0].lower.as_str();
     let is_be = BE.contains(&aux);
     if !is_be && !DO.contains(&aux) {
@@ -372,6 +372,5 @@ fn question_negation(text: &str, ws: &[Word]) -> Option<Site> {
         }
         j += 1;
     }
-    let _ = text;
     None
 }
