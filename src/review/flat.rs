@@ -117,11 +117,13 @@ pub fn write_argilla(dir: &Path, pairs: &[PairRow]) -> anyhow::Result<()> {
         "questions": [
             {"name": "verdict", "title": "Verdict", "type": "label_selection",
              "labels": ["accept", "reject", "fix"], "required": true},
-            {"name": "corrected", "title": "Corrected edit (for fix)", "type": "text", "required": false}
+            {"name": "corrected", "title": "Corrected edit (for fix)", "type": "text", "required": false},
+            {"name": "new_label", "title": "New label or answer (needed when `needs_review` says so)", "type": "text", "required": false}
         ],
         "metadata": [
             {"name": "edit_type", "type": "terms"},
             {"name": "task", "type": "terms"},
+            {"name": "needs_review", "type": "terms"},
             {"name": "confidence", "type": "float"}
         ]
     });
@@ -141,10 +143,13 @@ pub fn write_argilla(dir: &Path, pairs: &[PairRow]) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" ");
         let mut metadata = json!({"edit_type": p.edit_type, "task": p.task});
+        if let Some(n) = &p.needs_review {
+            metadata["needs_review"] = json!(n);
+        }
         if let Some(c) = p.confidence() {
             metadata["confidence"] = json!(c);
         }
-        let v = json!({
+        let mut v = json!({
             "id": p.pair_id,
             "fields": {"original": p.original, "edited": p.edited, "diff": markdown},
             "metadata": metadata,
@@ -155,6 +160,13 @@ pub fn write_argilla(dir: &Path, pairs: &[PairRow]) -> anyhow::Result<()> {
                 "agent": format!("foil-{}", env!("CARGO_PKG_VERSION")),
             }],
         });
+        if let Some(l) = &p.edited_label {
+            v["suggestions"].as_array_mut().expect("array").push(json!({
+                "question_name": "new_label",
+                "value": l,
+                "agent": format!("foil-{}", env!("CARGO_PKG_VERSION")),
+            }));
+        }
         writeln!(f, "{v}")?;
     }
     f.flush()?;
@@ -274,15 +286,18 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
         if let Some(responses) = v.get("responses").and_then(Value::as_object) {
             // An Argilla record: responses per question, per user.
             let pair_id = opt_str(&v["id"]).unwrap_or_default();
-            let corrected_by: Vec<(String, String)> = responses
-                .get("corrected")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|r| Some((user(r), opt_str(&r["value"])?)))
-                .collect();
+            let by_user = |question: &str| -> Vec<(String, String)> {
+                responses
+                    .get(question)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| Some((user(r), opt_str(&r["value"])?)))
+                    .collect()
+            };
+            let (corrected_by, label_by) = (by_user("corrected"), by_user("new_label"));
             for name_q in responses.keys() {
-                if name_q != "verdict" && name_q != "corrected" {
+                if !matches!(name_q.as_str(), "verdict" | "corrected" | "new_label") {
                     bad.push(Invalid {
                         origin: origin.clone(),
                         field: format!("responses.{name_q}"),
@@ -313,9 +328,12 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
                         .iter()
                         .find(|(u, _)| *u == who)
                         .map(|(_, c)| c.clone()),
+                    label: label_by
+                        .iter()
+                        .find(|(u, _)| *u == who)
+                        .map(|(_, l)| l.clone()),
                     annotator: who,
                     verdict,
-                    label: None,
                     queue: "argilla".into(),
                     origin: origin.clone(),
                 });

@@ -524,4 +524,54 @@ fn reviewers_answers_come_back_and_eval_scores_only_answered_pairs() {
     assert_eq!(r["pairs_without_gold"], 2, "{r}");
     assert_eq!(r["overall"]["edit_accuracy"]["n"], 1, "{r}");
     assert_eq!(r["overall"]["edit_accuracy"]["value"], 1.0, "{r}");
+
+    // The refused pair answered in Argilla: the answer joins the others.
+    let argilla = d.path().join("argilla");
+    foil()
+        .args([
+            "review",
+            "export",
+            out.to_str().unwrap(),
+            "--format",
+            "argilla",
+            "--out",
+        ])
+        .arg(&argilla)
+        .assert()
+        .success();
+    let settings = std::fs::read_to_string(argilla.join("settings.json")).unwrap();
+    assert!(settings.contains("\"new_label\""), "{settings}");
+    let answered: String = std::fs::read_to_string(argilla.join("records.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("coldest"))
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(
+                v["metadata"]["needs_review"]
+                    .as_str()
+                    .map(|n| n.starts_with("answer")),
+                Some(true)
+            );
+            v["responses"] = json!({
+                "verdict": [{"value": "accept", "user_id": "u2", "status": "submitted"}],
+                "new_label": [{"value": "Antarctica", "user_id": "u2", "status": "submitted"}]
+            });
+            format!("{v}\n")
+        })
+        .collect();
+    let answered_path = d.path().join("argilla-answers.jsonl");
+    std::fs::write(&answered_path, answered).unwrap();
+    foil()
+        .args(["review", "import", out.to_str().unwrap()])
+        .arg(&answered_path)
+        .assert()
+        .success();
+    let reviewed = read_reviewed(&out);
+    let desert = reviewed
+        .values()
+        .find(|r| r["edited"].as_str().unwrap().contains("coldest"))
+        .unwrap();
+    assert_eq!(desert["edited_label"], "Antarctica");
+    assert_eq!(reviewed.len(), 3);
 }
