@@ -149,6 +149,10 @@ mod tests {
             "Is Mount Everest not in Nepal?"
         );
         assert_eq!(
+            n("Do Iran and Afghanistan speak the same language?"),
+            "Do Iran and Afghanistan not speak the same language?"
+        );
+        assert_eq!(
             n("does ethanol take more energy to make than it produces"),
             "does ethanol not take more energy to make than it produces"
         );

@@ -367,7 +367,10 @@ fn question_negation(ws: &[Word]) -> Option<Site> {
                 strength: Strength::Contradictory,
             });
         }
-        if matches!(w.pos, Pos::Conj | Pos::Sub | Pos::Aux | Pos::Wh) {
+        // "do Iran and Afghanistan speak …": a coordinated subject of a
+        // do-question is still one subject.
+        let coordinated_subject = !is_be && w.lower == "and";
+        if matches!(w.pos, Pos::Conj | Pos::Sub | Pos::Aux | Pos::Wh) && !coordinated_subject {
             return None;
         }
         j += 1;
