@@ -23,6 +23,9 @@ pub mod source;
 pub mod tasks;
 pub mod text;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 /// An error that is the user's to fix in their command line or pipeline
 /// file (exit code 2), as opposed to a run that failed (exit code 1).
 #[derive(Debug, thiserror::Error)]

@@ -43,6 +43,11 @@ fn find_span(text: &str, span: &str) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(i) = lower[from..].find(&needle) {
         let (s, e) = (from + i, from + i + needle.len());
+        if !text.is_char_boundary(s) || !text.is_char_boundary(e) {
+            // Same total length, different widths per character: the
+            // lower-cased offsets do not map back; match exactly instead.
+            return text.find(span.trim()).map(|i| (i, i + span.trim().len()));
+        }
         let before = text[..s].chars().next_back();
         let after = text[e..].chars().next();
         if !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char) {
@@ -67,9 +72,12 @@ pub fn swap(text: &str, span: &str, alternative: &str) -> Option<String> {
     let trimmed = head.trim_end();
     let gap = head.len() - trimmed.len();
     if gap > 0 {
+        // After the last non-letter, whatever its width in bytes.
         let word_start = trimmed
-            .rfind(|c: char| !c.is_alphabetic())
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !c.is_alphabetic())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let article = &trimmed[word_start..];
         let vowel = alt.chars().next().is_some_and(|c| "aeiouAEIOU".contains(c));
         let fixed = match (article, vowel) {
@@ -139,6 +147,20 @@ fn candidate(example: &SourceExample, edited: String, span: &str, alt: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::swap;
+
+    #[test]
+    fn multibyte_punctuation_before_the_article_does_not_panic() {
+        // The article's start was found one byte after the last
+        // non-letter, inside a three-byte quotation mark.
+        assert_eq!(
+            swap("“A apple on a table", "apple", "pear").as_deref(),
+            Some("“A pear on a table")
+        );
+        assert_eq!(
+            swap("«an owl» on a branch", "owl", "crow").as_deref(),
+            Some("«a crow» on a branch")
+        );
+    }
 
     #[test]
     fn swaps_the_first_word_bounded_match() {
