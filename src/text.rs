@@ -10,6 +10,14 @@ pub fn normalize(text: &str) -> String {
     words(text).join(" ")
 }
 
+/// When two labels (or a label and a prediction) are the same: compared as
+/// normalised text, so "True.", " true" and "TRUE" agree. The one
+/// definition eval, pairs mode, the label-change filter and the rules'
+/// semantics use.
+pub fn same_label(a: &str, b: &str) -> bool {
+    normalize(a) == normalize(b)
+}
+
 /// Words for edit distance and dedup: lower-cased, split on whitespace,
 /// punctuation trimmed from both ends, empty pieces dropped.
 pub fn words(text: &str) -> Vec<String> {
@@ -165,6 +173,14 @@ mod tests {
 
     fn w(s: &str) -> Vec<String> {
         words(s)
+    }
+
+    #[test]
+    fn labels_are_the_same_whatever_their_case_spacing_and_edge_punctuation() {
+        assert!(same_label("True.", "true"));
+        assert!(same_label(" Entailment ", "entailment"));
+        assert!(!same_label("true", "false"));
+        assert!(!same_label("not entailed", "entailed"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! Gold labels are the pairs' `original_label` / `edited_label` (an
 //! invariant pair without an edited label keeps the original's). Labels
-//! and predictions compare trimmed and case-insensitively. A missing
+//! and predictions compare as [`crate::text::same_label`] says. A missing
 //! prediction is reported, never guessed: a contrast set missing any of its
 //! predictions is left out of consistency and counted as incomplete.
 
@@ -20,10 +20,7 @@ use serde_json::Value;
 use crate::UsageError;
 use crate::cli::EvalArgs;
 use crate::review::{PairRow, load_pairs, read_verdicts};
-
-fn norm(s: &str) -> String {
-    s.trim().to_lowercase()
-}
+use crate::text::same_label;
 
 /// Predictions by id, with file:line errors for bad lines.
 pub fn read_predictions(path: &Path) -> Result<HashMap<String, String>, UsageError> {
@@ -233,7 +230,7 @@ pub fn evaluate(
         let original = match predictions.get(*sid) {
             Some(p) => {
                 used += 1;
-                norm(p) == norm(gold_o)
+                same_label(p, gold_o)
             }
             None => {
                 missing.push(sid.to_string());
@@ -254,7 +251,7 @@ pub fn evaluate(
             match predictions.get(&p.pair_id) {
                 Some(pred) => {
                     used += 1;
-                    edits.push((p.edit_type.clone(), norm(pred) == norm(gold)));
+                    edits.push((p.edit_type.clone(), same_label(pred, gold)));
                 }
                 None => {
                     missing.push(p.pair_id.clone());
@@ -375,4 +372,35 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         table(&format!("type {t}"), s);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_predictions_compare_as_one_function_says() {
+        // "True." (a dataset's spelling) and "true" (a model's) are the
+        // same label; so are " FALSE" and "false".
+        let pair = |id: &str, label: &str| PairRow {
+            pair_id: id.into(),
+            source_id: "s".into(),
+            task: "claim".into(),
+            original_label: Some("True.".into()),
+            edited_label: Some(label.into()),
+            relation: "flip".into(),
+            edit_type: "negation".into(),
+            ..PairRow::default()
+        };
+        let pairs = vec![pair("p1", " FALSE")];
+        let predictions: HashMap<String, String> = [
+            ("s".to_string(), "true".to_string()),
+            ("p1".to_string(), "false".to_string()),
+        ]
+        .into();
+        let r = evaluate(&pairs, &predictions, 0, 0);
+        assert_eq!(r.overall.original_accuracy.value, Some(1.0));
+        assert_eq!(r.overall.edit_accuracy.value, Some(1.0));
+        assert_eq!(r.overall.consistency.value, Some(1.0));
+    }
 }

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 
 use super::Filter;
 use crate::record::{Relation, SourceBatch};
-use crate::text::normalize;
+use crate::text::same_label;
 
 pub struct LabelChange;
 
@@ -22,7 +22,7 @@ impl Filter for LabelChange {
                 continue;
             }
             if let (Some(a), Some(b)) = (&c.original_label, &c.edited_label)
-                && normalize(a) == normalize(b)
+                && same_label(a, b)
             {
                 let detail = format!("new label `{b}` is the original `{a}`");
                 c.reject("label_change", "label_unchanged", detail);

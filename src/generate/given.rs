@@ -31,9 +31,7 @@ impl Generator for GivenEdits {
             // Equal labels on both sides mean the edit was meant to keep the
             // label: an invariance probe.
             let relation = match (original_label, given.edited_label.as_deref()) {
-                (Some(a), Some(b)) if a.trim().eq_ignore_ascii_case(b.trim()) => {
-                    Relation::Invariant
-                }
+                (Some(a), Some(b)) if crate::text::same_label(a, b) => Relation::Invariant,
                 _ => Relation::Flip,
             };
             let mut c = Candidate::new(

@@ -37,10 +37,9 @@ impl LabelKind {
     pub fn flipped(&self, label: &str) -> Option<String> {
         match self {
             LabelKind::Binary(a, b) => {
-                let l = label.trim().to_lowercase();
-                if l == *a {
+                if crate::text::same_label(label, a) {
                     Some(b.to_string())
-                } else if l == *b {
+                } else if crate::text::same_label(label, b) {
                     Some(a.to_string())
                 } else {
                     None

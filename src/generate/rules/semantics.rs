@@ -9,6 +9,7 @@ use super::ops::Strength;
 use crate::config::RuleOp;
 use crate::record::Relation;
 use crate::tasks::LabelMeaning;
+use crate::text::same_label;
 
 /// The decision for one edit.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,13 +63,12 @@ const TRUTH_PAIRS: &[(&str, &str)] = &[
 
 /// The truth value a label states, and its opposite in the same spelling.
 pub fn truth(label: &str) -> Option<(bool, String)> {
-    let l = label.trim().to_lowercase();
     for (t, f) in TRUTH_PAIRS {
         let recase = |w: &str| super::grammar::match_case(label.trim(), w);
-        if l == *t {
+        if same_label(label, t) {
             return Some((true, recase(f)));
         }
-        if l == *f {
+        if same_label(label, f) {
             return Some((false, recase(t)));
         }
     }
@@ -128,19 +128,20 @@ pub fn outcome(
             Outcome::uncertain("a hypothesis about someone else may be neutral or contradicted")
         }
         LabelMeaning::Inference => {
-            match label.map(|l| l.to_lowercase()).as_deref() {
-                Some("entailment") => Outcome::flip(Some("contradiction".into())),
+            let is = |l: &str| label.is_some_and(|x| same_label(x, l));
+            match () {
+                _ if is("entailment") => Outcome::flip(Some("contradiction".into())),
                 // A neutral hypothesis negated (or made contrary) is still
                 // neither entailed nor contradicted.
-                Some("neutral") if strength == Strength::Contradictory => Outcome {
+                _ if is("neutral") && strength == Strength::Contradictory => Outcome {
                     relation: Relation::Invariant,
                     edited_label: Some("neutral".into()),
                     needs_review: None,
                 },
-                Some("neutral") => {
+                _ if is("neutral") => {
                     Outcome::uncertain("a contrary of a neutral hypothesis may be contradicted")
                 }
-                Some("contradiction") => Outcome::uncertain(
+                _ if is("contradiction") => Outcome::uncertain(
                     "the edit of a contradicted hypothesis may be entailed or neutral",
                 ),
                 _ => Outcome::uncertain("the original has no inference label"),
