@@ -86,6 +86,25 @@ pub struct SourceExample {
 }
 
 impl SourceExample {
+    /// An example with these task fields, for tests.
+    #[cfg(test)]
+    pub fn with_fields(fields: &[(&str, &str)]) -> Self {
+        SourceExample {
+            seq: 0,
+            source_id: "s".into(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            passthrough: vec![],
+            given: None,
+            origin: RowOrigin {
+                file: Arc::from("f"),
+                line: 1,
+            },
+        }
+    }
+
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(String::as_str)
     }

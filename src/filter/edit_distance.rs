@@ -108,29 +108,17 @@ impl Filter for EditDistance {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use super::*;
-    use crate::record::{Relation, RowOrigin};
+    use crate::record::Relation;
 
     fn example(premise: &str, hypothesis: &str) -> SourceExample {
-        let fields = BTreeMap::from([
-            ("premise".to_string(), premise.to_string()),
-            ("text".to_string(), hypothesis.to_string()),
-            ("label".to_string(), "entailment".to_string()),
-        ]);
-        SourceExample {
-            seq: 0,
-            source_id: "s".into(),
-            fields,
-            passthrough: vec![],
-            given: None,
-            origin: RowOrigin {
-                file: Arc::from("f"),
-                line: 1,
-            },
-        }
+        SourceExample::with_fields(&[
+            ("premise", premise),
+            ("text", hypothesis),
+            ("label", "entailment"),
+        ])
     }
 
     fn filter(max_word_edits: Option<u32>, max_edit_ratio: Option<f64>) -> EditDistance {

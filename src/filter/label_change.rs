@@ -35,25 +35,15 @@ impl Filter for LabelChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Candidate, RowOrigin, SourceExample};
+    use crate::record::{Candidate, SourceExample};
     use std::sync::Arc;
 
     #[test]
     fn same_answer_after_normalisation_is_rejected() {
-        let mut fields = std::collections::BTreeMap::new();
-        fields.insert("text".into(), "Who wrote Hamlet?".into());
-        fields.insert("label".into(), "William Shakespeare".into());
-        let ex = SourceExample {
-            seq: 0,
-            source_id: "s".into(),
-            fields,
-            passthrough: vec![],
-            given: None,
-            origin: RowOrigin {
-                file: Arc::from("f"),
-                line: 1,
-            },
-        };
+        let ex = SourceExample::with_fields(&[
+            ("text", "Who wrote Hamlet?"),
+            ("label", "William Shakespeare"),
+        ]);
         let mk = |edited: &str, label: Option<&str>| {
             let mut c = Candidate::new(
                 &ex,

@@ -15,7 +15,7 @@ const POS_TSV: &str = include_str!("../../../data/lexicon/pos.tsv");
 const VERBS_TSV: &str = include_str!("../../../data/lexicon/verbs.tsv");
 const ADJ_ANTONYMS_TSV: &str = include_str!("../../../data/lexicon/adjective-antonyms.tsv");
 const COMPOUNDS_TSV: &str = include_str!("../../../data/lexicon/noun-compounds.tsv");
-const HAND_ANTONYMS_TSV: &str = include_str!("../../../data/lexicon/antonyms.tsv");
+const DEGREE_ANTONYMS_TSV: &str = include_str!("../../../data/lexicon/antonyms.tsv");
 
 /// Coarse part of speech, decided in context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,11 @@ pub struct Word {
 impl Word {
     pub fn has_tag(&self, t: &str) -> bool {
         self.tags.contains(&t)
+    }
+
+    /// A negative word: not, never, no, none, nobody, … or a "n't" form.
+    pub fn negates(&self) -> bool {
+        NEGATIONS.contains(&self.lower.as_str()) || self.lower.ends_with("n't")
     }
 }
 
@@ -155,7 +160,7 @@ pub fn lexicon() -> &'static Lexicon {
             })
             .collect();
         let mut degree_antonyms = HashMap::new();
-        for cols in data_lines(HAND_ANTONYMS_TSV) {
+        for cols in data_lines(DEGREE_ANTONYMS_TSV) {
             if let [w, a, "comparative" | "superlative"] = cols[..] {
                 degree_antonyms.entry(w).or_insert(a);
                 degree_antonyms.entry(a).or_insert(w);

@@ -269,25 +269,12 @@ mod tests {
     /// (issue 13), written anew: none comes back as a labelled pair.
     #[test]
     fn the_judged_failure_patterns_are_not_made_into_labelled_pairs() {
-        use crate::record::{Relation, RowOrigin};
-        use std::collections::BTreeMap;
+        use crate::record::Relation;
         let pairs = |task: &str, text: &str, label: Option<&str>| {
             let task = crate::tasks::preset(task).unwrap();
-            let mut fields = BTreeMap::from([("text".to_string(), text.to_string())]);
-            if let Some(l) = label {
-                fields.insert("label".into(), l.into());
-            }
-            let ex = SourceExample {
-                seq: 0,
-                source_id: "s".into(),
-                fields,
-                passthrough: vec![],
-                given: None,
-                origin: RowOrigin {
-                    file: Arc::from("f"),
-                    line: 1,
-                },
-            };
+            let mut fields = vec![("text", text)];
+            fields.extend(label.map(|l| ("label", l)));
+            let ex = SourceExample::with_fields(&fields);
             RulesGenerator::new(task, RuleOp::ALL.to_vec(), 5).candidates(&ex)
         };
         let edits = |task: &str, text: &str, label: Option<&str>| -> Vec<String> {

@@ -4,12 +4,11 @@
 //! caption's participle; yes/no questions get "not" after their subject;
 //! an existing negation of the main clause is dropped instead.
 
-use super::grammar::{BE, DO, HAVE, MODALS, NEGATIONS, Pos, Word, lexicon, match_case};
+use super::grammar::{BE, DO, HAVE, MODALS, Pos, Word, lexicon, match_case};
 use super::ops::{Site, Strength, swap};
 
 pub(super) fn has_negation(ws: &[Word]) -> bool {
-    ws.iter()
-        .any(|w| NEGATIONS.contains(&w.lower.as_str()) || w.lower.ends_with("n't"))
+    ws.iter().any(Word::negates)
 }
 
 /// Words between two words that hold a comma (a clause boundary).

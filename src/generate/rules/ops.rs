@@ -6,7 +6,7 @@
 //! only in the part of speech the swap is for, negation goes to the main
 //! clause (`negation.rs`), and articles follow the new word.
 
-use super::grammar::{BE, NEGATIONS, Pos, Word, article_for, is_compound, lexicon, match_case};
+use super::grammar::{BE, Pos, Word, article_for, is_compound, lexicon, match_case};
 use super::negation::{has_negation, negation};
 use crate::config::RuleOp;
 
@@ -320,12 +320,7 @@ fn number(text: &str, ws: &[Word]) -> Vec<Site> {
 }
 
 fn quantifier(text: &str, ws: &[Word]) -> Vec<Site> {
-    let negatives = ws
-        .iter()
-        .filter(|w| {
-            NEGATIONS.contains(&w.lower.as_str()) || w.lower.ends_with("n't") || w.lower == "never"
-        })
-        .count();
+    let negatives = ws.iter().filter(|w| w.negates()).count();
     let mut out = Vec::new();
     for (i, w) in ws.iter().enumerate() {
         let prev = (i > 0).then(|| ws[i - 1].lower.as_str());
