@@ -357,6 +357,10 @@ pub struct GenerateArgs {
     /// Response cache file (default: DIR/cache.sqlite).
     #[arg(long, help_heading = "Cache")]
     pub cache: Option<PathBuf>,
+    /// File cached replies under this name instead of each endpoint's URL
+    /// (share answers between URLs that serve the same model).
+    #[arg(long, value_name = "NAME", help_heading = "Cache")]
+    pub cache_namespace: Option<String>,
 
     #[command(flatten)]
     pub control: RunControl,

@@ -209,6 +209,7 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
         cache: CacheConfig {
             path: args.cache.clone(),
             mode: CacheMode::Use,
+            namespace: args.cache_namespace.clone(),
         },
         budget: BudgetConfig {
             prices: args

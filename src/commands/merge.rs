@@ -179,6 +179,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
             n.check(seq, &mut candidates, |_| context.clone())
                 .context("near-dedup index")?;
         }
+        if let Some(d) = &mut exact {
+            d.remember_accepted(&candidates)
+                .context("exact-dedup index")?;
+        }
         for (r, c) in group.iter_mut().zip(candidates) {
             r.candidate = c;
         }
@@ -234,6 +238,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     // Write: evenly sized shards.
     std::fs::create_dir_all(&args.into)
         .with_context(|| format!("creating `{}`", args.into.display()))?;
+    let _lock = crate::runtime::state::lock_folder(&args.into)?;
     sink::clear_previous_output(&args.into)
         .with_context(|| format!("clearing `{}`", args.into.display()))?;
     let (accepted, rejected): (Vec<Row>, Vec<Row>) = rows

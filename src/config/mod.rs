@@ -116,6 +116,12 @@ pub struct CacheConfig {
     pub path: Option<PathBuf>,
     #[serde(default)]
     pub mode: crate::llm::cache::CacheMode,
+    /// What a cached reply is filed under besides the request: by default
+    /// each endpoint's base URL, so two servers with a model of the same
+    /// name never answer for each other. Name a namespace to share replies
+    /// across URLs that serve the same thing (a server that moved port).
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 fn default_concurrency() -> usize {

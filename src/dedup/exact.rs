@@ -31,6 +31,10 @@ pub struct ExactDedup {
     disk: Option<DiskChains>,
     /// Keys added since the last [`ExactDedup::take_new`], for the run state.
     new: Vec<([u8; 16], u64)>,
+    /// The last checked source's passing candidates (index, key): they
+    /// enter the index only once every later stage has accepted them.
+    pending: Vec<(usize, [u8; 16])>,
+    pending_seq: u64,
 }
 
 impl ExactDedup {
@@ -140,7 +144,10 @@ impl ExactDedup {
         k
     }
 
-    /// Reject live candidates whose edit was already accepted.
+    /// Reject live candidates whose edit was already accepted. Those that
+    /// pass are remembered only by [`ExactDedup::remember_accepted`], once
+    /// the later stages (near-dedup) have decided: a pair turned down later
+    /// must not make a later exact repeat its duplicate.
     pub fn apply(&mut self, batch: &mut SourceBatch) -> std::io::Result<()> {
         let example = batch.example.clone();
         self.check(example.seq, &mut batch.candidates, |f| example.context(f))
@@ -171,8 +178,18 @@ impl ExactDedup {
             let (_, state) = context.as_ref().expect("set above");
             keys.push(Some(Self::key(state, &c.edited_field, &c.dedup_text())));
         }
-        for (c, key) in candidates.iter_mut().zip(keys) {
+        self.pending.clear();
+        self.pending_seq = seq;
+        for (i, (c, key)) in candidates.iter_mut().zip(keys).enumerate() {
             let Some(key) = key else { continue };
+            if self.pending.iter().any(|(_, k)| *k == key) {
+                c.reject(
+                    STAGE,
+                    "duplicate_within_source",
+                    "same normalised edit as an earlier candidate of this source",
+                );
+                continue;
+            }
             match self.get(&key)? {
                 Some(first) if first == seq => c.reject(
                     STAGE,
@@ -184,10 +201,20 @@ impl ExactDedup {
                     "duplicate_across_sources",
                     format!("same normalised edited example as source #{first}"),
                 ),
-                None => {
-                    self.insert(key, seq)?;
-                    self.new.push((key, seq));
-                }
+                None => self.pending.push((i, key)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Remember the edits of the last checked source that every stage after
+    /// this one accepted (`candidates` as they left the last stage).
+    pub fn remember_accepted(&mut self, candidates: &[Candidate]) -> std::io::Result<()> {
+        let seq = self.pending_seq;
+        for (i, key) in std::mem::take(&mut self.pending) {
+            if candidates.get(i).is_some_and(|c| !c.is_rejected()) {
+                self.insert(key, seq)?;
+                self.new.push((key, seq));
             }
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! The response cache: an SQLite file (one in the run folder by default, or
 //! a shared path) mapping a hash of everything that changes an answer —
-//! endpoint path, model, messages, sampling parameters, response format,
-//! i.e. the whole request body — to the response body.
+//! the server (its base URL, or a namespace the config names), endpoint
+//! path, model, messages, sampling parameters, response format, i.e. the
+//! whole request body — to the response body.
 //!
 //! The key never includes the API key (it is not in the body) and the value
 //! is the server's reply, which never holds it.
@@ -135,10 +136,11 @@ pub fn canonical_json(v: &Value) -> String {
     sorted(v).to_string()
 }
 
-/// The cache key of a request: sha256 over the endpoint path and the
+/// The cache key of a request: sha256 over the namespace (the endpoint's
+/// base URL unless the config names one), the endpoint path and the
 /// canonical body.
-pub fn cache_key(path: &str, body: &Value) -> String {
-    sha256_hex(format!("{path}\u{1f}{}", canonical_json(body)).as_bytes())
+pub fn cache_key(namespace: &str, path: &str, body: &Value) -> String {
+    sha256_hex(format!("{namespace}\u{1f}{path}\u{1f}{}", canonical_json(body)).as_bytes())
 }
 
 impl ResponseCache {
@@ -303,16 +305,16 @@ mod tests {
         let b = json!({"messages": [{"content": "x", "role": "user"}], "temperature": 0.7, "model": "m"});
         let c = json!({"model": "m", "temperature": 0.8, "messages": [{"role": "user", "content": "x"}]});
         assert_eq!(
-            cache_key("chat/completions", &a),
-            cache_key("chat/completions", &b)
+            cache_key("http://a/v1", "chat/completions", &a),
+            cache_key("http://a/v1", "chat/completions", &b)
         );
         assert_ne!(
-            cache_key("chat/completions", &a),
-            cache_key("chat/completions", &c)
+            cache_key("http://a/v1", "chat/completions", &a),
+            cache_key("http://a/v1", "chat/completions", &c)
         );
         assert_ne!(
-            cache_key("chat/completions", &a),
-            cache_key("embeddings", &a)
+            cache_key("http://a/v1", "chat/completions", &a),
+            cache_key("http://a/v1", "embeddings", &a)
         );
     }
 

@@ -100,6 +100,9 @@ pub struct ClientStats {
 pub struct Shared {
     pub cache: Option<Arc<ResponseCache>>,
     pub budget: Arc<Budget>,
+    /// The cache namespace; `None` files replies under each endpoint's
+    /// base URL.
+    pub cache_namespace: Option<String>,
 }
 
 pub struct OpenAiClient {
@@ -252,7 +255,8 @@ impl OpenAiClient {
         variant: u32,
         check: &(dyn Fn(&Value) -> Result<(), String> + Sync),
     ) -> Result<(Value, u32, bool), (LlmError, u32)> {
-        let mut key = cache_key(path, body);
+        let namespace = self.shared.cache_namespace.as_deref().unwrap_or(&self.base);
+        let mut key = cache_key(namespace, path, body);
         if variant > 0 {
             key.push_str(&format!("#{variant}"));
         }

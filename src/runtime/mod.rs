@@ -221,6 +221,7 @@ impl Pipeline {
         let shared = Shared {
             cache: cache.clone(),
             budget: budget.clone(),
+            cache_namespace: config.cache.namespace.clone(),
         };
         let mut clients = Vec::new();
         let mut prompts = BTreeMap::new();
@@ -349,6 +350,9 @@ impl Pipeline {
         let out_dir = self.out_dir.clone();
         std::fs::create_dir_all(&out_dir)
             .with_context(|| format!("creating output folder `{}`", out_dir.display()))?;
+        // Held until this function returns: a second run on this folder is
+        // refused before it touches anything.
+        let _lock = state::lock_folder(&out_dir)?;
 
         let mut state = RunState::open(&out_dir)?;
         let identity = self.config.identity_hash();
@@ -907,6 +911,10 @@ impl SinkStage {
         }
         if let Some(n) = &mut self.near {
             n.apply(&mut batch).context("near-dedup index")?;
+        }
+        if let Some(d) = &mut self.dedup {
+            d.remember_accepted(&batch.candidates)
+                .context("exact-dedup index")?;
         }
         for (index, c) in batch.candidates.into_iter().enumerate() {
             let index = index as u32;

@@ -285,3 +285,56 @@ impl EarlierSources {
             .map_err(err)
     }
 }
+
+/// An exclusive lock on an output folder, held for as long as the value
+/// lives (the OS drops it when the process dies, however it dies).
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+/// Lock `out_dir` for this process, or say who holds it. Two runs on one
+/// folder would delete each other's uncommitted shards and interleave
+/// checkpoints, so the second is refused before it touches anything.
+pub fn lock_folder(out_dir: &Path) -> anyhow::Result<FolderLock> {
+    use std::io::{Read, Seek, Write};
+    let dir = out_dir.join(STATE_DIR);
+    let path = dir.join("lock");
+    let context = || format!("locking `{}`", path.display());
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", context()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", context()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            // Who holds it, for the message the next one gets.
+            let _ = file.set_len(0).and_then(|_| {
+                file.rewind()?;
+                write!(file, "{}", std::process::id())?;
+                file.flush()
+            });
+            Ok(FolderLock { _file: file })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another foil process".to_string()
+            } else {
+                format!("another foil process (pid {holder})")
+            };
+            Err(crate::UsageError::new(format!(
+                "`{}` is in use by {who}; wait for it to finish or write to another folder \
+                 (two runs on one folder would delete each other's uncommitted shards)",
+                out_dir.display()
+            ))
+            .into())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(anyhow::anyhow!("{}: {e}", context())),
+    }
+}

@@ -422,6 +422,7 @@ fn an_index_on_disk_decides_exactly_as_one_in_memory() {
             let mut b = batch(seq as u64, original, &refs);
             exact.apply(&mut b).unwrap();
             near.apply(&mut b).unwrap();
+            exact.remember_accepted(&b.candidates).unwrap();
             out.extend(b.candidates.iter().map(|c| {
                 c.rejection
                     .as_ref()
@@ -452,4 +453,34 @@ fn an_index_on_disk_decides_exactly_as_one_in_memory() {
         memory,
         "moved to disk in batches"
     );
+}
+
+#[test]
+fn an_exact_repeat_of_a_pair_near_dedup_turned_down_is_not_called_its_duplicate() {
+    // Issue 14, item 8: exact dedup remembered every edit it passed, so a
+    // later exact repeat was rejected as a duplicate of a pair that
+    // near-dedup had then turned down and that was never written.
+    let d = tempfile::tempdir().unwrap();
+    let edit = text(9, &[(50, "changed")]);
+    let far: Vec<(usize, &str)> = [5, 17, 29, 41, 53, 65, 77, 89]
+        .iter()
+        .map(|&i| (i, "orig"))
+        .collect();
+    let rows = vec![
+        // Collapses back to its original: near-dedup turns it down.
+        json!({"id": "collapse", "original": text(9, &[]), "edited": edit}),
+        // The same edit from an original it really changes.
+        json!({"id": "repeat", "original": text(9, &far), "edited": edit}),
+    ];
+    let input = d.path().join("in.jsonl");
+    write_jsonl(&input, &rows);
+    let out = d.path().join("out");
+    run_pairs(&input, &out, &[]);
+    let rejected = rejected_by(&out);
+    assert_eq!(
+        rejected.get("collapse").map(String::as_str),
+        Some("near_duplicate_of_original")
+    );
+    assert_eq!(accepted(&out), vec!["repeat".to_string()], "{rejected:?}");
+    assert_funnel_adds_up(&manifest(&out));
 }

@@ -456,8 +456,9 @@ fn sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run() {
     let baseline_time = t0.elapsed();
     let baseline = sorted(pair_ids(&baseline_out));
     assert!(baseline.len() > 20);
+    let base = fake.base_url();
     let key_of = |r: &crate::support::fake_openai::Recorded| {
-        foil::llm::cache::cache_key(r.path.trim_start_matches("/v1/"), &r.body)
+        foil::llm::cache::cache_key(&base, r.path.trim_start_matches("/v1/"), &r.body)
     };
     // How often an uninterrupted run sends each chat request (bad replies
     // are asked again, so some bodies go out twice).
@@ -687,4 +688,112 @@ fn a_budget_spent_in_a_filter_stops_cleanly_instead_of_dead_lettering() {
     run(&out, &[]).code(0);
     assert_eq!(pair_ids(&out), pair_ids(&baseline));
     assert_eq!(manifest(&out)["counts"]["dead_letters"], 0);
+}
+
+/// An editor whose edits name the server that made them.
+fn editor_named(tag: &'static str) -> Arc<dyn Fn(&Value) -> Reply + Send + Sync> {
+    Arc::new(move |body| {
+        let q = line_value(&user_message(body), "Question").unwrap_or_default();
+        let edited = format!("{} according to {tag}?", q.trim_end_matches('?'));
+        Reply::chat(
+            &json!({"edited": edited, "new_answer": tag, "edit_type": "temporal"}).to_string(),
+        )
+    })
+}
+
+#[test]
+fn two_servers_with_one_model_name_never_answer_for_each_other() {
+    // Issue 14, item 3: the cache key held the request, not the server.
+    let alpha = FakeOpenAi::start(editor_named("alpha"), Duration::ZERO);
+    let beta = FakeOpenAi::start(editor_named("beta"), Duration::ZERO);
+    let d = tempfile::tempdir().unwrap();
+    let shared = d.path().join("shared-cache.sqlite");
+    let cache = |ns: &str| format!("[cache]\npath = \"{}\"\n{ns}", shared.display());
+    let config = |name: &str, url: &str, ns: &str| {
+        let dir = d.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        pipeline(&dir, url, "", &cache(ns))
+    };
+    run_pipeline(
+        &config("a", &alpha.base_url(), ""),
+        &d.path().join("a/out"),
+        &[],
+    )
+    .code(0);
+    assert_eq!(alpha.count("/chat/completions"), 6);
+    // The same requests to another server, through the same cache file.
+    run_pipeline(
+        &config("b", &beta.base_url(), ""),
+        &d.path().join("b/out"),
+        &[],
+    )
+    .code(0);
+    assert_eq!(
+        beta.count("/chat/completions"),
+        6,
+        "the second server must be asked: its answers are its own"
+    );
+    let text = all_output_text(&d.path().join("b/out"));
+    assert!(text.contains("according to beta") && !text.contains("alpha"));
+    // A namespace shares answers across URLs on purpose.
+    let ns = "namespace = \"one-model\"";
+    run_pipeline(
+        &config("c", &alpha.base_url(), ns),
+        &d.path().join("c/out"),
+        &[],
+    )
+    .code(0);
+    assert_eq!(alpha.count("/chat/completions"), 12);
+    run_pipeline(
+        &config("e", &beta.base_url(), ns),
+        &d.path().join("e/out"),
+        &[],
+    )
+    .code(0);
+    assert_eq!(
+        beta.count("/chat/completions"),
+        6,
+        "answered from the namespace"
+    );
+    assert!(all_output_text(&d.path().join("e/out")).contains("according to alpha"));
+}
+
+#[test]
+fn a_second_run_on_a_busy_folder_is_refused_and_the_first_finishes_untouched() {
+    // Issue 14, item 4: two runs on one folder deleted each other's work.
+    let fake = FakeOpenAi::start(clean_editor(), Duration::from_millis(1500));
+    let d = tempfile::tempdir().unwrap();
+    let file = pipeline(d.path(), &fake.base_url(), "", "");
+    let out = d.path().join("out");
+    let first = StdCommand::new(assert_cmd::cargo::cargo_bin("foil"))
+        .env("FOIL_TEST_KEY", "k")
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap();
+    let waited = Instant::now();
+    while fake.count("/chat/completions") == 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the first run never asked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = run_pipeline(&file, &out, &[]).code(2);
+    let err = String::from_utf8_lossy(&second.get_output().stderr).into_owned();
+    assert!(err.contains("in use by another foil process"), "{err}");
+    let status = first.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(0));
+    // The first run's output is whole: the same pairs a run alone writes,
+    // and nothing was asked twice.
+    let alone = d.path().join("alone");
+    run_pipeline(&file, &alone, &["--no-cache"]).code(0);
+    assert_eq!(pair_ids(&out), pair_ids(&alone));
+    assert_eq!(pair_ids(&out).len(), 6);
+    assert_eq!(fake.count("/chat/completions"), 12);
 }
