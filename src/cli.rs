@@ -522,6 +522,10 @@ pub struct RunControl {
     /// Commit shards and a checkpoint at least every this many sources.
     #[arg(long)]
     pub checkpoint_every: Option<u64>,
+    /// Retry a source that went to the dead letters in at most this many
+    /// later runs of the same folder (default 3; 0: never).
+    #[arg(long, value_name = "N")]
+    pub dead_letter_retries: Option<u32>,
     /// Read at most this many examples.
     #[arg(long = "limit", id = "run_limit")]
     pub limit: Option<u64>,

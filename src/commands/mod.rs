@@ -73,6 +73,9 @@ impl crate::cli::RunControl {
         if let Some(n) = self.checkpoint_every {
             config.sink.checkpoint_every = n;
         }
+        if let Some(n) = self.dead_letter_retries {
+            config.sink.dead_letter_retries = n;
+        }
         if let Some(l) = self.limit {
             config.source.limit = Some(l);
         }
@@ -122,10 +125,16 @@ fn execute(
     match &summary.outcome {
         Outcome::Complete | Outcome::AlreadyComplete => {
             if m.counts.dead_letters > 0 {
+                let will = m.config.sink.dead_letter_retries > 0;
                 eprintln!(
-                    "foil: {} source(s) failed and are listed in `{}`",
+                    "foil: {} source(s) failed and are listed in `{}`{}",
                     m.counts.dead_letters,
-                    summary.out_dir.join(crate::sink::DEAD_LETTER).display()
+                    summary.out_dir.join(crate::sink::DEAD_LETTER).display(),
+                    if will {
+                        "; run the same command again to retry them"
+                    } else {
+                        ""
+                    }
                 );
                 Ok(ExitCode::from(EXIT_DEAD_LETTERS))
             } else {

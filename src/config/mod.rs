@@ -712,6 +712,14 @@ pub struct SinkConfig {
     /// …and at least every this many seconds.
     #[serde(default = "default_checkpoint_secs")]
     pub checkpoint_secs: f64,
+    /// A source that went to the dead letters is tried again by each later
+    /// run of the folder, in at most this many runs; then it is given up.
+    #[serde(default = "default_dead_letter_retries")]
+    pub dead_letter_retries: u32,
+}
+
+fn default_dead_letter_retries() -> u32 {
+    3
 }
 
 fn default_checkpoint_every() -> u64 {
@@ -733,6 +741,7 @@ impl Default for SinkConfig {
             write_rejected: true,
             checkpoint_every: default_checkpoint_every(),
             checkpoint_secs: default_checkpoint_secs(),
+            dead_letter_retries: default_dead_letter_retries(),
         }
     }
 }
@@ -970,6 +979,7 @@ impl PipelineConfig {
         c.source.max_bad_rows = 0;
         c.sink.checkpoint_every = 0;
         c.sink.checkpoint_secs = 0.0;
+        c.sink.dead_letter_retries = 0;
         c.dedup.index_memory_mib = 0;
         let neutral = |e: &mut EndpointConfig| {
             e.api_key_env = String::new();

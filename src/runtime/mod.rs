@@ -53,7 +53,7 @@ use crate::sink::{self, JsonlFile, Manifest, ShardWriter};
 use crate::source::{self, BadRow, SourceError, SourceItem};
 use crate::tasks::TaskPreset;
 use progress::{Progress, ProgressMode};
-use state::{Checkpoint, RunState};
+use state::{Checkpoint, DeadUpdate, RunState};
 
 /// Distinct texts the embedding cache keeps (two generations of this many).
 const EMBED_CACHE_ENTRIES: usize = 50_000;
@@ -155,6 +155,8 @@ struct DeadLetter<'a> {
     stage: &'a str,
     error: &'a str,
     attempts: u32,
+    /// Later runs of this folder that will still try the source again.
+    retries_left: u32,
 }
 
 async fn build_embedder(
@@ -412,6 +414,12 @@ impl Pipeline {
         if incremental {
             generation += 1;
             state.set_generation(generation)?;
+            let waiting = state.dead_sources()?.len();
+            if waiting > 0 && mode != ProgressMode::Off {
+                eprintln!(
+                    "foil: retrying {waiting} source(s) from the dead letters of earlier runs"
+                );
+            }
         }
         // Sources of earlier generations are skipped by id; within this
         // generation a resume skips by input position (which keeps
@@ -715,6 +723,11 @@ struct SinkStage {
     /// of sources taken since the last commit.
     generation: u64,
     new_sources: Vec<u64>,
+    /// Sources in the dead letters (key → runs that tried them), the
+    /// changes to commit, and how many later runs may retry one.
+    dead: std::collections::HashMap<u64, u32>,
+    dead_updates: Vec<DeadUpdate>,
+    dead_letter_retries: u32,
     /// Items (sources and bad rows) this invocation took.
     taken: u64,
     /// Set when a source hit the budget: nothing from it on is committed.
@@ -773,6 +786,7 @@ impl SinkStage {
             pair_stages.push(restore(&cp.funnel, crate::dedup::near::STAGE, "pairs"));
             near = Some(n);
         }
+        let dead = state.dead_sources()?;
         Ok(SinkStage {
             task: p.task,
             dedup,
@@ -801,6 +815,9 @@ impl SinkStage {
             next_seq,
             generation,
             new_sources: Vec::new(),
+            dead,
+            dead_updates: Vec::new(),
+            dead_letter_retries: p.config.sink.dead_letter_retries,
             taken: 0,
             halted: false,
             rows_per_shard: p.config.sink.rows_per_shard,
@@ -812,14 +829,48 @@ impl SinkStage {
         })
     }
 
+    /// Record a source's failures: a line per failed stage in the dead
+    /// letters, and the source left out of the done sources, so that a
+    /// later run of the folder tries it again, until the retries are
+    /// spent. Returns whether the source is given up.
+    fn dead_source(
+        &mut self,
+        ex: &SourceExample,
+        failures: &[(&str, &str, u32)],
+    ) -> anyhow::Result<bool> {
+        let key = source_key(ex);
+        let earlier = self.dead.get(&key).copied();
+        let tries = earlier.map_or(1, |t| t + 1);
+        let retries_left = (self.dead_letter_retries + 1).saturating_sub(tries);
+        if earlier.is_none() {
+            self.counts.dead_letters += 1;
+        }
+        for (stage, error, attempts) in failures {
+            self.dead_letter(ex, stage, error, *attempts, retries_left)?;
+        }
+        if retries_left == 0 {
+            self.counts.dead_letters_given_up += 1;
+            self.dead.remove(&key);
+            self.dead_updates.push(DeadUpdate::Done { key });
+            if earlier.is_some() {
+                tracing::warn!(source_id = %ex.source_id, "giving up after {tries} runs");
+            }
+            Ok(true)
+        } else {
+            self.dead.insert(key, tries);
+            self.dead_updates.push(DeadUpdate::Tried { key, tries });
+            Ok(false)
+        }
+    }
+
     fn dead_letter(
         &mut self,
         ex: &SourceExample,
         stage: &str,
         error: &str,
         attempts: u32,
+        retries_left: u32,
     ) -> anyhow::Result<()> {
-        self.counts.dead_letters += 1;
         tracing::warn!(source_id = %ex.source_id, stage, "dead letter: {error}");
         self.dead_letters
             .append(&DeadLetter {
@@ -829,6 +880,7 @@ impl SinkStage {
                 stage,
                 error,
                 attempts,
+                retries_left,
             })
             .with_context(|| format!("writing `{}`", self.dead_letters.path().display()))
     }
@@ -882,18 +934,33 @@ impl SinkStage {
         };
         self.read.out += 1;
         let example = batch.example.clone();
-        self.new_sources.push(source_key(&example));
-        self.counts.sources += 1;
+        // A retried dead letter was counted when it first failed.
+        if !self.dead.contains_key(&source_key(&example)) {
+            self.counts.sources += 1;
+        }
         self.invalid_replies += generated.invalid_replies;
 
         self.generate.in_ += 1;
         let produced = batch.candidates.len() as u64;
         *self.generate.produced.get_or_insert(0) += produced;
         self.counts.candidates += produced;
+        // Candidates made before a failure still count; a failed source
+        // is dead-lettered and not marked done, for a later run to retry.
+        let mut failed: Vec<(&str, &str, u32)> = Vec::new();
         if let Some(f) = &generated.failure {
-            // Candidates made before the failure still count; the source
-            // is dead-lettered for a later retry.
-            self.dead_letter(&example, "generate", &f.error, f.attempts)?;
+            failed.push(("generate", &f.error, f.attempts));
+        }
+        failed.extend(failures.iter().map(|(s, e)| (s.as_str(), e.as_str(), 1)));
+        let key = source_key(&example);
+        if failed.is_empty() {
+            self.new_sources.push(key);
+            if self.dead.remove(&key).is_some() {
+                self.counts.dead_letters = self.counts.dead_letters.saturating_sub(1);
+                self.counts.dead_letters_recovered += 1;
+                self.dead_updates.push(DeadUpdate::Done { key });
+            }
+        } else if self.dead_source(&example, &failed)? {
+            self.new_sources.push(key);
         }
         if produced > 0 {
             self.generate.out += 1;
@@ -901,9 +968,6 @@ impl SinkStage {
             self.generate.failed += 1;
         } else {
             self.generate.reject("no_candidates");
-        }
-        for (stage, error) in &failures {
-            self.dead_letter(&example, stage, error, 1)?;
         }
 
         if let Some(d) = &mut self.dedup {
@@ -1041,8 +1105,9 @@ impl SinkStage {
             .unwrap_or_default();
         let near = self.near.as_mut().map(|n| n.take_new()).unwrap_or_default();
         let sources = std::mem::take(&mut self.new_sources);
+        let dead = std::mem::take(&mut self.dead_updates);
         self.state
-            .commit(&cp, &keys, &near, &sources, self.generation)?;
+            .commit(&cp, &keys, &near, &sources, &dead, self.generation)?;
         self.since_commit = 0;
         self.last_commit = Instant::now();
         Ok(())

@@ -20,6 +20,16 @@ use crate::sink::shards::ShardEntry;
 
 pub const STATE_DIR: &str = ".foil";
 
+/// A change to the dead-letter table, committed with a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DeadUpdate {
+    /// Failed again (or for the first time): `tries` runs have tried it;
+    /// the next run retries it.
+    Tried { key: u64, tries: u32 },
+    /// Finished, or given up (then also listed as a done source).
+    Done { key: u64 },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub next_seq: u64,
@@ -65,6 +75,7 @@ impl RunState {
                     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
                      CREATE TABLE IF NOT EXISTS dedup (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);
                      CREATE TABLE IF NOT EXISTS sources (key INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
+                     CREATE TABLE IF NOT EXISTS dead (key INTEGER PRIMARY KEY, tries INTEGER NOT NULL);
                      CREATE TABLE IF NOT EXISTS near (seq INTEGER NOT NULL, pair INTEGER NOT NULL,
                                                       bands BLOB NOT NULL, sig BLOB NOT NULL);",
                 )
@@ -167,6 +178,21 @@ impl RunState {
     /// up in the state file through a connection of their own (a grown
     /// input has millions; memory holds none of them). `None` when there
     /// are no earlier generations.
+    /// Sources in the dead letters, waiting for a retry: key → how many
+    /// runs have tried them.
+    pub fn dead_sources(&self) -> Result<std::collections::HashMap<u64, u32>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, tries FROM dead")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u32))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     pub fn earlier_sources(&self, generation: u64) -> Result<Option<EarlierSources>, StateError> {
         if generation == 0 {
             return Ok(None);
@@ -221,6 +247,7 @@ impl RunState {
         new_keys: &[([u8; 16], u64)],
         new_near: &[NearEntry],
         new_sources: &[u64],
+        dead: &[DeadUpdate],
         generation: u64,
     ) -> Result<(), StateError> {
         let text = serde_json::to_string(cp).map_err(|e| self.err(e))?;
@@ -243,6 +270,17 @@ impl RunState {
             for k in new_sources {
                 src.execute(params![*k as i64, generation as i64])
                     .map_err(err)?;
+            }
+            for d in dead {
+                match d {
+                    DeadUpdate::Tried { key, tries } => tx
+                        .prepare_cached("INSERT OR REPLACE INTO dead (key, tries) VALUES (?1, ?2)")
+                        .and_then(|mut st| st.execute(params![*key as i64, *tries as i64])),
+                    DeadUpdate::Done { key } => tx
+                        .prepare_cached("DELETE FROM dead WHERE key = ?1")
+                        .and_then(|mut st| st.execute(params![*key as i64])),
+                }
+                .map_err(err)?;
             }
             let mut near = tx
                 .prepare_cached("INSERT INTO near (seq, pair, bands, sig) VALUES (?1, ?2, ?3, ?4)")

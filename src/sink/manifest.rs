@@ -61,7 +61,16 @@ pub struct Counts {
     pub candidates: u64,
     pub accepted: u64,
     pub rejected: u64,
+    /// Sources in the dead letters and not since recovered by a retry.
     pub dead_letters: u64,
+    /// Sources of earlier runs' dead letters that a later run retried and
+    /// finished.
+    #[serde(default)]
+    pub dead_letters_recovered: u64,
+    /// Sources given up after every allowed retry (still counted in
+    /// `dead_letters`).
+    #[serde(default)]
+    pub dead_letters_given_up: u64,
     /// Accepted pairs per edit type (the balance across the taxonomy).
     #[serde(default)]
     pub accepted_by_edit_type: BTreeMap<String, u64>,

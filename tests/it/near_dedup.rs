@@ -343,7 +343,7 @@ fn the_index_survives_a_restart_through_the_run_state() {
         let mut state = RunState::open(d.path()).unwrap();
         state.reset("identity").unwrap();
         state
-            .commit(&Checkpoint::default(), &[], &near.take_new(), &[], 0)
+            .commit(&Checkpoint::default(), &[], &near.take_new(), &[], &[], 0)
             .unwrap();
         assert!(near.take_new().is_empty(), "entries are handed over once");
     }

@@ -797,3 +797,101 @@ fn a_second_run_on_a_busy_folder_is_refused_and_the_first_finishes_untouched() {
     assert_eq!(pair_ids(&out).len(), 6);
     assert_eq!(fake.count("/chat/completions"), 12);
 }
+
+/// `clean_editor`, except that questions about spiders get a 503 while
+/// `outage` is set.
+fn spider_outage(
+    outage: Arc<std::sync::atomic::AtomicBool>,
+) -> Arc<dyn Fn(&Value) -> Reply + Send + Sync> {
+    let good = clean_editor();
+    Arc::new(move |body| {
+        if outage.load(std::sync::atomic::Ordering::SeqCst) && user_message(body).contains("spider")
+        {
+            Reply::json(503, json!({"error": "down"}))
+        } else {
+            good(body)
+        }
+    })
+}
+
+fn spider_requests(fake: &FakeOpenAi) -> usize {
+    fake.recorded()
+        .iter()
+        .filter(|r| user_message(&r.body).contains("spider"))
+        .count()
+}
+
+#[test]
+fn dead_letters_are_retried_by_the_next_run_until_they_succeed() {
+    // Issue 14, item 2: a dead-lettered source was recorded as done, so
+    // the next run skipped it and an outage silently dropped it.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let outage = Arc::new(AtomicBool::new(true));
+    let fake = FakeOpenAi::start(spider_outage(outage.clone()), Duration::ZERO);
+    let d = tempfile::tempdir().unwrap();
+    let file = pipeline(d.path(), &fake.base_url(), "", "");
+    let out = d.path().join("out");
+    run_pipeline(&file, &out, &[]).code(3);
+    assert_eq!(spider_requests(&fake), 3, "three attempts");
+    assert_eq!(pair_ids(&out).len(), 5);
+    // The endpoint is still down: the next run tries again, says so, and
+    // the source stays in the dead letters.
+    let again = foil()
+        .env("FOIL_TEST_KEY", "k")
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert()
+        .code(3);
+    let err = String::from_utf8_lossy(&again.get_output().stderr).into_owned();
+    assert!(
+        err.contains("retrying 1 source(s) from the dead letters"),
+        "{err}"
+    );
+    assert_eq!(spider_requests(&fake), 6);
+    assert_eq!(manifest(&out)["counts"]["dead_letters"], 1);
+    // The outage ends: the next run finishes the source.
+    outage.store(false, Ordering::SeqCst);
+    run_pipeline(&file, &out, &[]).code(0);
+    assert_eq!(spider_requests(&fake), 7);
+    let m = manifest(&out);
+    assert_eq!(m["counts"]["dead_letters"], 0);
+    assert_eq!(m["counts"]["dead_letters_recovered"], 1);
+    assert_eq!(m["counts"]["sources"], 6);
+    assert_funnel_adds_up(&m);
+    // The same pairs as a run that never saw the outage.
+    let clean = d.path().join("clean");
+    run_pipeline(&file, &clean, &["--no-cache"]).code(0);
+    assert_eq!(sorted(pair_ids(&out)), sorted(pair_ids(&clean)));
+    // Nothing left to retry.
+    run_pipeline(&file, &out, &[]).code(0);
+    assert_eq!(spider_requests(&fake), 8, "only the clean run asked");
+}
+
+#[test]
+fn a_dead_letter_is_given_up_after_its_retries() {
+    let outage = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let fake = FakeOpenAi::start(spider_outage(outage), Duration::ZERO);
+    let d = tempfile::tempdir().unwrap();
+    let file = pipeline(d.path(), &fake.base_url(), "", "");
+    let out = d.path().join("out");
+    run_pipeline(&file, &out, &["--dead-letter-retries", "1"]).code(3);
+    run_pipeline(&file, &out, &["--dead-letter-retries", "1"]).code(3);
+    assert_eq!(spider_requests(&fake), 6, "tried in two runs");
+    let dead: Vec<Value> = std::fs::read_to_string(out.join("dead-letter.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let left: Vec<&Value> = dead.iter().map(|d| &d["retries_left"]).collect();
+    assert_eq!(left, [&json!(1), &json!(0)]);
+    // Given up: not asked again, still reported.
+    run_pipeline(&file, &out, &["--dead-letter-retries", "1"]).code(3);
+    assert_eq!(spider_requests(&fake), 6);
+    let m = manifest(&out);
+    assert_eq!(m["counts"]["dead_letters"], 1);
+    assert_eq!(m["counts"]["dead_letters_given_up"], 1);
+}
