@@ -36,25 +36,36 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn finish(
     dir: &std::path::Path,
     queue: &str,
-    annotations: Vec<Annotation>,
+    source: &str,
+    mut annotations: Vec<Annotation>,
     mut invalid: Vec<Invalid>,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
+    // One verdict per (pair, annotator) from this source: the last.
+    let mut seen = std::collections::HashSet::new();
+    for a in annotations.iter_mut().rev() {
+        a.source = source.to_string();
+        if !seen.insert((a.pair_id.clone(), a.annotator.clone())) {
+            a.source.clear();
+        }
+    }
+    annotations.retain(|a| !a.source.is_empty());
     // Every pair of the folder may have been reviewed, rejected ones too.
     let pairs = load_pairs(dir, true)?;
     let known: HashMap<&str, &PairRow> = pairs.iter().map(|p| (p.pair_id.as_str(), p)).collect();
     let (mut ok, bad) = validate(annotations, &known);
     invalid.extend(bad);
-    // Decisions from other queues stay; this queue's are replaced by what
-    // it says now.
+    // Decisions from other sources (other files, other projects) stay;
+    // this source's are replaced by what it says now, so importing one
+    // file twice changes nothing.
     let kept: Vec<Annotation> = review::read_annotations(dir)?
         .into_iter()
-        .filter(|a| a.queue != queue && known.contains_key(a.pair_id.as_str()))
+        .filter(|a| a.source != source && known.contains_key(a.pair_id.as_str()))
         .collect();
-    let replaced_others = kept.len();
+    let kept_others = kept.len();
     ok.splice(0..0, kept);
-    if replaced_others > 0 && !json_out {
-        println!("foil: keeping {replaced_others} annotation(s) from other queues");
+    if kept_others > 0 && !json_out {
+        println!("foil: keeping {kept_others} annotation(s) from other sources");
     }
     let summary = write_reviewed(dir, queue, &pairs, &ok, &invalid)?;
     let g = &summary.agreement;
@@ -128,7 +139,19 @@ pub fn run(cmd: ReviewCommand) -> anyhow::Result<ExitCode> {
                 })?;
             let tasks = rt.block_on(ls.export(project))?;
             let (annotations, invalid) = annotations_of(&tasks);
-            finish(&a.dir, "label-studio", annotations, invalid, a.json)
+            let source = format!(
+                "label-studio:{}#{}",
+                a.server.url.trim_end_matches('/'),
+                a.server.project
+            );
+            finish(
+                &a.dir,
+                "label-studio",
+                &source,
+                annotations,
+                invalid,
+                a.json,
+            )
         }
         ReviewCommand::Export(a) => {
             let pairs = chosen(&a.dir, &a.sample)?;
@@ -149,7 +172,9 @@ pub fn run(cmd: ReviewCommand) -> anyhow::Result<ExitCode> {
             let queue = annotations
                 .first()
                 .map_or("file".to_string(), |x| x.queue.clone());
-            finish(&a.dir, &queue, annotations, invalid, a.json)
+            let path = std::fs::canonicalize(&a.file).unwrap_or_else(|_| a.file.clone());
+            let source = format!("file:{}", path.display());
+            finish(&a.dir, &queue, &source, annotations, invalid, a.json)
         }
     }
 }

@@ -209,8 +209,21 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
             .into());
         };
         let (c_col, a_col, l_col) = (col("corrected"), col("annotator"), col("new_label"));
-        for (i, rec) in r.records().enumerate() {
-            let line = i as u64 + 2;
+        // A spreadsheet without an annotator column is one person: the
+        // file's, so two such files are two reviewers.
+        let default_annotator = path
+            .file_stem()
+            .map_or_else(|| "csv".to_string(), |s| s.to_string_lossy().into_owned());
+        let mut last_line = 1;
+        for rec in r.records() {
+            // The line the record starts on, counting newlines inside
+            // quoted fields.
+            let line = match &rec {
+                Ok(r) => r.position().map(|p| p.line()),
+                Err(e) => e.position().map(|p| p.line()),
+            }
+            .unwrap_or(last_line + 1);
+            last_line = line;
             let origin = format!("{name}:{line}");
             let rec = match rec {
                 Ok(r) => r,
@@ -234,11 +247,12 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
             };
             push(Annotation {
                 pair_id: get(Some(id_col)).unwrap_or_default(),
-                annotator: get(a_col).unwrap_or_else(|| "csv".into()),
+                annotator: get(a_col).unwrap_or_else(|| default_annotator.clone()),
                 verdict: verdict.to_lowercase(),
                 corrected: get(c_col),
                 label: get(l_col),
                 queue: "csv".into(),
+                source: String::new(),
                 origin,
             });
         }
@@ -335,6 +349,7 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
                     annotator: who,
                     verdict,
                     queue: "argilla".into(),
+                    source: String::new(),
                     origin: origin.clone(),
                 });
             }
@@ -357,6 +372,7 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
             corrected: opt_str(&v["corrected"]),
             label: opt_str(&v["new_label"]),
             queue: "jsonl".into(),
+            source: String::new(),
             origin,
         });
     }

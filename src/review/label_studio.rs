@@ -362,6 +362,7 @@ pub fn annotations_of(tasks: &[Value]) -> (Vec<Annotation>, Vec<Invalid>) {
                     corrected,
                     label,
                     queue: "label-studio".into(),
+                    source: String::new(),
                     origin,
                 }),
             }

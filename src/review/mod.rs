@@ -226,6 +226,12 @@ pub struct Annotation {
     pub label: Option<String>,
     /// `label-studio`, `argilla`, `csv`, `jsonl`.
     pub queue: String,
+    /// Which queue it came from: `file:<path>` for an import,
+    /// `label-studio:<url>#<project>` for a pull. Verdicts are kept by
+    /// (pair, annotator, source): a new reading of one source replaces that
+    /// source's earlier one and leaves every other source's alone.
+    #[serde(default)]
+    pub source: String,
     /// Where it came from, for messages (`task 12, annotation 40`,
     /// `decisions.csv:7`).
     pub origin: String,
@@ -504,6 +510,7 @@ pub fn write_reviewed(
             a(&|x| x.corrected.clone(), "corrected"),
             a(&|x| x.label.clone(), "label"),
             a(&|x| Some(x.queue.clone()), "queue"),
+            a(&|x| Some(x.source.clone()), "source"),
             a(&|x| Some(x.origin.clone()), "origin"),
         ],
     )?;
@@ -578,6 +585,7 @@ pub fn read_annotations(dir: &Path) -> anyhow::Result<Vec<Annotation>> {
     // Folders reviewed before labels were collected have no such column
     // (read as all missing).
     let label = c("label");
+    let source = c("source");
     Ok((0..df.height())
         .map(|i| Annotation {
             pair_id: ids[i].clone().unwrap_or_default(),
@@ -586,6 +594,11 @@ pub fn read_annotations(dir: &Path) -> anyhow::Result<Vec<Annotation>> {
             corrected: corrected[i].clone(),
             label: label[i].clone(),
             queue: queue[i].clone().unwrap_or_default(),
+            // Folders reviewed before sources were kept: the queue.
+            source: source[i]
+                .clone()
+                .or_else(|| queue[i].clone())
+                .unwrap_or_default(),
             origin: origin[i].clone().unwrap_or_default(),
         })
         .collect())
@@ -642,6 +655,7 @@ mod tests {
             corrected: None,
             label: None,
             queue: "test".into(),
+            source: "test".into(),
             origin: "t".into(),
         }
     }

@@ -575,3 +575,98 @@ fn reviewers_answers_come_back_and_eval_scores_only_answered_pairs() {
     assert_eq!(desert["edited_label"], "Antarctica");
     assert_eq!(reviewed.len(), 3);
 }
+
+#[test]
+fn two_spreadsheet_reviewers_are_both_kept_and_importing_again_changes_nothing() {
+    // Issue 14, item 5: verdicts were kept by queue kind, so importing
+    // reviewer B's spreadsheet dropped reviewer A's.
+    let d = tempfile::tempdir().unwrap();
+    let out = contrast_set(d.path());
+    let exported = d.path().join("review.csv");
+    foil()
+        .args([
+            "review",
+            "export",
+            out.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--out",
+        ])
+        .arg(&exported)
+        .assert()
+        .success();
+    let mut reader = csv::Reader::from_path(&exported).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 6);
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    // Returns the physical line each row starts on.
+    let fill = |path: &Path, verdict: &dyn Fn(usize, &str) -> String, who: &str| -> Vec<u64> {
+        let mut w = csv::Writer::from_path(path).unwrap();
+        w.write_record(&header).unwrap();
+        let mut lines = Vec::new();
+        let mut line = 2;
+        for (i, r) in rows.iter().enumerate() {
+            let mut r: Vec<String> = r.iter().map(str::to_string).collect();
+            if i == 0 {
+                // A reviewer's note inside a cell, across lines.
+                r[col("diff")] = "first line\nsecond line".into();
+            }
+            r[col("verdict")] = verdict(i, &r[col("edited")]);
+            r[col("annotator")] = who.into();
+            w.write_record(&r).unwrap();
+            lines.push(line);
+            line += 1 + r
+                .iter()
+                .map(|c| c.matches('\n').count() as u64)
+                .sum::<u64>();
+        }
+        w.flush().unwrap();
+        lines
+    };
+    let a = d.path().join("reviewer-a.csv");
+    fill(&a, &|_, _| "accept".into(), "");
+    let b = d.path().join("reviewer-b.csv");
+    let b_lines = fill(
+        &b,
+        &|i, edited| match (i, edited.contains("Spain")) {
+            (5, _) => "maybe".into(),
+            (_, true) => "reject".into(),
+            _ => "accept".into(),
+        },
+        "B",
+    );
+    let import = |file: &Path, code: i32| -> (Value, String) {
+        let run = foil()
+            .args(["review", "import", out.to_str().unwrap()])
+            .arg(file)
+            .arg("--json")
+            .assert()
+            .code(code);
+        let o = run.get_output();
+        (
+            serde_json::from_slice(&o.stdout).unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (first, _) = import(&a, 0);
+    assert_eq!(first["agreement"]["annotations"], 6);
+    let (both, err) = import(&b, 3);
+    // The bad row is named by the line it starts on, newlines in cells
+    // counted (line 7, not 8-1).
+    let bad_line = format!("reviewer-b.csv:{}", b_lines[5]);
+    assert_eq!(b_lines[5], 8);
+    assert!(err.contains(&bad_line), "{bad_line} in {err}");
+    assert_eq!(both["agreement"]["annotations"], 11, "A's 6 and B's 5");
+    assert_eq!(both["agreement"]["annotators"], 2, "the file names A");
+    assert_eq!(both["agreement"]["pairs_multiply_reviewed"], 5);
+    let (again, _) = import(&b, 3);
+    assert_eq!(again["agreement"], both["agreement"], "importing B twice");
+    let reviewed = read_reviewed(&out);
+    let id = ids(&out);
+    assert_eq!(reviewed[&id["Paris is in Spain"]]["agreement"], 0.5);
+    assert_eq!(
+        reviewed[&id["Paris is in Spain"]]["annotators"],
+        "reviewer-a,B"
+    );
+}
