@@ -288,6 +288,16 @@ pub struct GenerateArgs {
     /// first download; the hub address comes from $HF_ENDPOINT.
     #[arg(long, help_heading = "Similarity", conflicts_with = "model_dir")]
     pub hub_model: Option<String>,
+    /// The hub revision to fetch (a branch, tag or commit; pin a commit for
+    /// a run that can be repeated). Each revision is cached on its own.
+    #[arg(
+        long,
+        value_name = "REV",
+        default_value = "main",
+        requires = "hub_model",
+        help_heading = "Similarity"
+    )]
+    pub hub_revision: String,
     /// Lower bound of the similarity band (default: the task's).
     #[arg(long, help_heading = "Similarity")]
     pub sim_min: Option<f64>,

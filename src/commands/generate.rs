@@ -144,7 +144,7 @@ pub fn to_config(args: GenerateArgs) -> Result<PipelineConfig, UsageError> {
         _ => EmbedderConfig::Local {
             model_dir: args.model_dir.clone(),
             hub_model: args.hub_model.clone(),
-            hub_revision: "main".to_string(),
+            hub_revision: args.hub_revision.clone(),
             batch_size: 32,
         },
     };

@@ -107,10 +107,12 @@ fn a_hub_model_is_downloaded_once_into_the_cache_and_gives_the_same_scores() {
         "model.safetensors",
         "sentence_bert_config.json",
     ] {
-        hub.serve_file(
-            &format!("/sentence-transformers/all-MiniLM-L6-v2/resolve/main/{f}"),
-            std::fs::read(local.join(f)).unwrap(),
-        );
+        for rev in ["main", "v2"] {
+            hub.serve_file(
+                &format!("/sentence-transformers/all-MiniLM-L6-v2/resolve/{rev}/{f}"),
+                std::fs::read(local.join(f)).unwrap(),
+            );
+        }
     }
     let cache = tempfile::tempdir().unwrap();
     let run = |out: &std::path::Path, hub_args: &[&str]| {
@@ -146,11 +148,32 @@ fn a_hub_model_is_downloaded_once_into_the_cache_and_gives_the_same_scores() {
     assert!(
         cache
             .path()
-            .join("models/hub/sentence-transformers--all-MiniLM-L6-v2/model.safetensors")
+            .join("models/hub/sentence-transformers--all-MiniLM-L6-v2/main/model.safetensors")
             .is_file()
     );
     let again = run(&outs.path().join("again"), &repo);
     assert_eq!(gets(), 4, "a cached model is not fetched again");
+    // Issue 14, item 10: another revision is another model, not the
+    // cached one.
+    let v2 = [repo[0], repo[1], "--hub-revision", "v2"];
+    run(&outs.path().join("v2"), &v2);
+    assert_eq!(gets(), 8, "a new revision is fetched");
+    assert!(
+        hub.recorded()
+            .iter()
+            .skip(4)
+            .all(|r| r.path.contains("/resolve/v2/"))
+    );
+    // A damaged cached file is noticed by its hash and fetched again.
+    let weights = cache
+        .path()
+        .join("models/hub/sentence-transformers--all-MiniLM-L6-v2/main/model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&weights, bytes).unwrap();
+    let repaired = run(&outs.path().join("repaired"), &repo);
+    assert_eq!(gets(), 9, "only the damaged file is fetched again");
     let model_dir = local.display().to_string();
     let from_dir = run(&outs.path().join("dir"), &["--model-dir", &model_dir]);
     let sims = |rows: &[std::collections::BTreeMap<String, serde_json::Value>]| -> Vec<f64> {
@@ -161,4 +184,5 @@ fn a_hub_model_is_downloaded_once_into_the_cache_and_gives_the_same_scores() {
     assert!(!from_hub.is_empty());
     assert_eq!(sims(&from_hub), sims(&from_dir));
     assert_eq!(sims(&again), sims(&from_dir));
+    assert_eq!(sims(&repaired), sims(&from_dir));
 }
