@@ -11,11 +11,13 @@
 //! commits whatever replies have arrived since its last commit in one
 //! transaction (WAL journal): at thousands of replies a second one commit
 //! per reply was the LLM stage's bottleneck (measured in
-//! docs/BENCHMARKS.md). Until committed, a reply is answered from memory.
-//! A killed run loses at most the requests in flight and the replies of
-//! the commit under way; a run flushes the writer before it ends.
+//! docs/BENCHMARKS.md). A caller's [`ResponseCache::put`] returns only once
+//! the transaction holding its reply has committed, so a reply is used
+//! only after it is in the cache: a killed run (SIGKILL) loses only
+//! requests whose replies it had not used, at most one per request in
+//! flight. (`synchronous = NORMAL`: a commit survives the process, not a
+//! power cut.) Reads and writes run off the async worker threads.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -49,11 +51,7 @@ pub struct ResponseCache {
     conn: Mutex<Connection>,
     path: String,
     mode: CacheMode,
-    /// Replies handed to the writer and not yet committed.
-    pending: Arc<Mutex<HashMap<String, Value>>>,
     writer: Mutex<Option<Writer>>,
-    /// The writer's first error, reported by the next put or flush.
-    failed: Arc<Mutex<Option<String>>>,
 }
 
 struct Writer {
@@ -61,20 +59,21 @@ struct Writer {
     thread: std::thread::JoinHandle<()>,
 }
 
+type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
 enum Write {
-    Put { key: String, body: Value, at: i64 },
-    Flush(mpsc::SyncSender<()>),
+    Put {
+        key: String,
+        body: String,
+        at: i64,
+        ack: Ack,
+    },
 }
 
 /// Most replies committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
-fn write_loop(
-    conn: Connection,
-    rx: mpsc::Receiver<Write>,
-    pending: Arc<Mutex<HashMap<String, Value>>>,
-    failed: Arc<Mutex<Option<String>>>,
-) {
+fn write_loop(conn: Connection, rx: mpsc::Receiver<Write>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -89,28 +88,15 @@ fn write_loop(
                 let mut st = tx.prepare_cached(
                     "INSERT OR REPLACE INTO responses (key, body, created_unix) VALUES (?1, ?2, ?3)",
                 )?;
-                for w in &batch {
-                    if let Write::Put { key, body, at } = w {
-                        st.execute(params![key, body.to_string(), at])?;
-                    }
+                for Write::Put { key, body, at, .. } in &batch {
+                    st.execute(params![key, body, at])?;
                 }
             }
             tx.commit()
-        })();
-        if let Err(e) = result {
-            let mut f = failed.lock().unwrap_or_else(|p| p.into_inner());
-            f.get_or_insert_with(|| e.to_string());
-        }
-        let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
-        for w in batch {
-            match w {
-                Write::Put { key, .. } => {
-                    p.remove(&key);
-                }
-                Write::Flush(ack) => {
-                    let _ = ack.send(());
-                }
-            }
+        })()
+        .map_err(|e| format!("writing: {e}"));
+        for Write::Put { ack, .. } in batch {
+            let _ = ack.send(result.clone());
         }
     }
 }
@@ -171,16 +157,14 @@ impl ResponseCache {
             )",
         )
         .map_err(err)?;
-        let pending = Arc::new(Mutex::new(HashMap::new()));
-        let failed = Arc::new(Mutex::new(None));
         let writer = if mode == CacheMode::Off {
             None
         } else {
             let (tx, rx) = mpsc::channel();
-            let (wconn, p, f) = (open().map_err(err)?, pending.clone(), failed.clone());
+            let wconn = open().map_err(err)?;
             let thread = std::thread::Builder::new()
                 .name("foil-cache-writer".into())
-                .spawn(move || write_loop(wconn, rx, p, f))
+                .spawn(move || write_loop(wconn, rx))
                 .map_err(|e| CacheError {
                     path: path.display().to_string(),
                     message: e.to_string(),
@@ -191,34 +175,8 @@ impl ResponseCache {
             conn: Mutex::new(conn),
             path: path.display().to_string(),
             mode,
-            pending,
             writer: Mutex::new(writer),
-            failed,
         })
-    }
-
-    /// The writer's first error, if any.
-    fn check(&self) -> Result<(), CacheError> {
-        let f = self.failed.lock().map_err(|e| self.err(e))?;
-        match &*f {
-            Some(m) => Err(self.err(format!("writing: {m}"))),
-            None => Ok(()),
-        }
-    }
-
-    /// Wait until every reply handed over so far is committed.
-    pub fn flush(&self) -> Result<(), CacheError> {
-        let (ack, done) = mpsc::sync_channel(1);
-        {
-            let w = self.writer.lock().map_err(|e| self.err(e))?;
-            let Some(w) = &*w else { return Ok(()) };
-            if w.tx.send(Write::Flush(ack)).is_err() {
-                return Err(self.err("the writer thread stopped"));
-            }
-        }
-        done.recv()
-            .map_err(|_| self.err("the writer thread stopped"))?;
-        self.check()
     }
 
     fn err(&self, e: impl std::fmt::Display) -> CacheError {
@@ -228,12 +186,21 @@ impl ResponseCache {
         }
     }
 
-    pub fn get(&self, key: &str) -> Result<Option<Value>, CacheError> {
+    /// The cached reply for `key`, read on a blocking thread.
+    pub async fn get(self: &Arc<Self>, key: &str) -> Result<Option<Value>, CacheError> {
         if self.mode != CacheMode::Use {
             return Ok(None);
         }
-        if let Some(v) = self.pending.lock().map_err(|e| self.err(e))?.get(key) {
-            return Ok(Some(v.clone()));
+        let (this, key) = (self.clone(), key.to_string());
+        tokio::task::spawn_blocking(move || this.get_blocking(&key))
+            .await
+            .map_err(|e| self.err(e))?
+    }
+
+    /// [`ResponseCache::get`] for callers outside the async runtime.
+    pub fn get_blocking(&self, key: &str) -> Result<Option<Value>, CacheError> {
+        if self.mode != CacheMode::Use {
+            return Ok(None);
         }
         let conn = self.conn.lock().map_err(|e| self.err(e))?;
         // Cached statements: parsing the SQL again for every request was a
@@ -245,33 +212,34 @@ impl ResponseCache {
         Ok(body.and_then(|b| serde_json::from_str::<Value>(&b).ok()))
     }
 
-    /// Hand a reply to the writer; it is answered from memory until
-    /// committed.
-    pub fn put(&self, key: &str, body: &Value) -> Result<(), CacheError> {
+    /// Store a reply; returns once the transaction holding it has
+    /// committed (replies arriving together share one commit).
+    pub async fn put(&self, key: &str, body: &Value) -> Result<(), CacheError> {
         if self.mode == CacheMode::Off {
             return Ok(());
         }
-        self.check()?;
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        self.pending
-            .lock()
-            .map_err(|e| self.err(e))?
-            .insert(key.to_string(), body.clone());
-        let w = self.writer.lock().map_err(|e| self.err(e))?;
-        let Some(w) = &*w else { return Ok(()) };
-        w.tx.send(Write::Put {
-            key: key.to_string(),
-            body: body.clone(),
-            at,
-        })
-        .map_err(|_| self.err("the writer thread stopped"))
+        let (ack, done) = tokio::sync::oneshot::channel();
+        {
+            let w = self.writer.lock().map_err(|e| self.err(e))?;
+            let Some(w) = &*w else { return Ok(()) };
+            w.tx.send(Write::Put {
+                key: key.to_string(),
+                body: body.to_string(),
+                at,
+                ack,
+            })
+            .map_err(|_| self.err("the writer thread stopped"))?;
+        }
+        done.await
+            .map_err(|_| self.err("the writer thread stopped"))?
+            .map_err(|e| self.err(e))
     }
 
     /// Every key in the cache (for tests and `foil inspect`).
     pub fn keys(&self) -> Result<Vec<String>, CacheError> {
-        self.flush()?;
         let conn = self.conn.lock().map_err(|e| self.err(e))?;
         let mut stmt = conn
             .prepare("SELECT key FROM responses")
@@ -284,7 +252,7 @@ impl ResponseCache {
 }
 
 impl Drop for ResponseCache {
-    /// Commit what is pending and stop the writer.
+    /// Stop the writer (every put has committed before it returned).
     fn drop(&mut self) {
         let w = self.writer.get_mut().ok().and_then(Option::take);
         if let Some(Writer { tx, thread }) = w {
@@ -318,31 +286,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn modes_decide_reads_and_writes() {
+    #[tokio::test]
+    async fn modes_decide_reads_and_writes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sqlite");
         let v = json!({"choices": []});
-        ResponseCache::open(&path, CacheMode::Use)
-            .unwrap()
-            .put("k", &v)
-            .unwrap();
+        let cache = Arc::new(ResponseCache::open(&path, CacheMode::Use).unwrap());
+        cache.put("k", &v).await.unwrap();
+        // Committed when put returns: another connection sees it.
         assert_eq!(
             ResponseCache::open(&path, CacheMode::Use)
                 .unwrap()
-                .get("k")
+                .get_blocking("k")
                 .unwrap(),
             Some(v.clone())
         );
-        assert_eq!(
-            ResponseCache::open(&path, CacheMode::Refresh)
-                .unwrap()
-                .get("k")
-                .unwrap(),
-            None
-        );
+        assert_eq!(cache.get("k").await.unwrap(), Some(v.clone()));
+        let refresh = Arc::new(ResponseCache::open(&path, CacheMode::Refresh).unwrap());
+        assert_eq!(refresh.get("k").await.unwrap(), None);
         let off = ResponseCache::open(&path, CacheMode::Off).unwrap();
-        off.put("k2", &v).unwrap();
+        off.put("k2", &v).await.unwrap();
         assert_eq!(off.keys().unwrap(), vec!["k".to_string()]);
     }
 }

@@ -261,7 +261,7 @@ impl OpenAiClient {
             key.push_str(&format!("#{variant}"));
         }
         if let Some(cache) = &self.shared.cache
-            && let Some(v) = cache.get(&key).map_err(|e| (e.into(), 0))?
+            && let Some(v) = cache.get(&key).await.map_err(|e| (e.into(), 0))?
             && check(&v).is_ok()
         {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -302,7 +302,8 @@ impl OpenAiClient {
                     self.stats.completion_tokens.fetch_add(c, Ordering::Relaxed);
                     self.shared.budget.record(&self.model, p, c);
                     if let Some(cache) = &self.shared.cache {
-                        cache.put(&key, &v).map_err(|e| (e.into(), attempt))?;
+                        // Durable before it is used.
+                        cache.put(&key, &v).await.map_err(|e| (e.into(), attempt))?;
                     }
                     return Ok((v, attempt, false));
                 }

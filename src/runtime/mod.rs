@@ -115,8 +115,6 @@ pub struct Pipeline {
     clients: Vec<(String, Arc<OpenAiClient>)>,
     budget: Arc<Budget>,
     pub stop: Arc<Stop>,
-    /// The response cache, flushed when the run ends.
-    cache: Option<Arc<ResponseCache>>,
 }
 
 /// What a finished (or stopped, or failed) run leaves behind.
@@ -301,7 +299,6 @@ impl Pipeline {
             clients,
             budget,
             stop: Arc::new(Stop::default()),
-            cache,
         })
     }
 
@@ -330,21 +327,7 @@ impl Pipeline {
     /// Run to the end of the input (or to a stop). The output folder then
     /// holds shards, rejects, side files and a manifest; a run that stops or
     /// dies part way is resumed by running it again.
-    /// Run to the end of the input (or a stop), then commit the response
-    /// cache's pending replies.
     pub async fn run(self, mode: ProgressMode) -> anyhow::Result<RunSummary> {
-        let cache = self.cache.clone();
-        let result = self.run_stages(mode).await;
-        if let Some(cache) = cache {
-            let flushed = tokio::task::spawn_blocking(move || cache.flush()).await;
-            if let Ok(Err(e)) = flushed {
-                tracing::warn!("{e}");
-            }
-        }
-        result
-    }
-
-    async fn run_stages(self, mode: ProgressMode) -> anyhow::Result<RunSummary> {
         let started = Instant::now();
         let started_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -623,9 +606,11 @@ impl Pipeline {
             generation,
         )?;
         let write_progress = progress.stage(2 + self.filters.len());
-        let sink_task = tokio::spawn(async move {
+        // Shard writes with fsync, SQLite commits and disk-index I/O block:
+        // the sink runs on a blocking thread, off the async workers.
+        let sink_task = tokio::task::spawn_blocking(move || {
             let mut sink = sink;
-            while let Some(staged) = stage_rx.recv().await {
+            while let Some(staged) = stage_rx.blocking_recv() {
                 write_progress.inc(1);
                 sink.take(staged)?;
             }

@@ -88,6 +88,9 @@ pub type ChatHandler = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
 pub struct FakeOpenAi {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
+    /// The server's own log of replies it finished sending (every byte
+    /// written), with when: what a client may have received.
+    pub replied: Arc<Mutex<Vec<Recorded>>>,
     /// Files served to GET requests by path (a stand-in model hub).
     pub files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     task: tokio::task::JoinHandle<()>,
@@ -132,6 +135,8 @@ impl FakeOpenAi {
         let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
+        let replied: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let replied_log = replied.clone();
         let files: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
         let served = files.clone();
         let task = runtime.spawn(async move {
@@ -143,6 +148,7 @@ impl FakeOpenAi {
                 let _ = stream.set_nodelay(true);
                 let chat = chat.clone();
                 let recorded = recorded.clone();
+                let replied_log = replied_log.clone();
                 let counter = counter.clone();
                 let served = served.clone();
                 tokio::spawn(async move {
@@ -174,12 +180,13 @@ impl FakeOpenAi {
                             return;
                         }
                         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        recorded.lock().unwrap().push(Recorded {
+                        let this = Recorded {
                             path: path.clone(),
                             headers,
                             body: body.clone(),
                             at: std::time::Instant::now(),
-                        });
+                        };
+                        recorded.lock().unwrap().push(this.clone());
                         if !latency.is_zero() {
                             let n = {
                                 let mut c = counter.lock().unwrap();
@@ -242,9 +249,14 @@ impl FakeOpenAi {
                         }
                         if write.write_all(head.as_bytes()).await.is_err()
                             || write.write_all(reply.body.as_bytes()).await.is_err()
+                            || write.flush().await.is_err()
                         {
                             return;
                         }
+                        replied_log.lock().unwrap().push(Recorded {
+                            at: std::time::Instant::now(),
+                            ..this
+                        });
                     }
                 });
             }
@@ -252,6 +264,7 @@ impl FakeOpenAi {
         FakeOpenAi {
             addr,
             requests,
+            replied,
             files,
             task,
             _runtime: Some(runtime),
@@ -265,6 +278,11 @@ impl FakeOpenAi {
 
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// Replies the server finished sending, in order.
+    pub fn replies_sent(&self) -> Vec<Recorded> {
+        self.replied.lock().unwrap().clone()
     }
 
     pub fn recorded(&self) -> Vec<Recorded> {
