@@ -44,27 +44,26 @@ impl PromptSet {
         builtin: &crate::tasks::PromptFiles,
         prompts_dir: Option<&std::path::Path>,
     ) -> Result<Self, String> {
-        let (system, user, schema_text) = match prompts_dir {
-            Some(dir) => {
-                let read = |file: &str| {
-                    let p = dir.join(name).join(file);
-                    std::fs::read_to_string(&p)
-                        .map_err(|e| format!("reading `{}`: {e}", p.display()))
-                };
-                (
-                    read("system.jinja")?,
-                    read("user.jinja")?,
-                    read("schema.json")?,
-                )
-            }
-            None => (
+        let Some(dir) = prompts_dir else {
+            return Self::from_parts(
                 builtin.system.to_string(),
                 builtin.user.to_string(),
-                builtin.schema.to_string(),
-            ),
+                builtin.schema,
+            )
+            .map_err(|e| format!("{name} prompt templates: {e}"));
         };
-        Self::from_parts(system, user, &schema_text)
-            .map_err(|e| format!("{name} prompt templates: {e}"))
+        let folder = dir.join(name);
+        let read = |file: &str| {
+            let p = folder.join(file);
+            std::fs::read_to_string(&p).map_err(|e| format!("reading `{}`: {e}", p.display()))
+        };
+        let (system, user, schema) = (
+            read("system.jinja")?,
+            read("user.jinja")?,
+            read("schema.json")?,
+        );
+        // Errors name the folder, and schema errors the keyword's path.
+        Self::from_parts(system, user, &schema).map_err(|e| format!("`{}`: {e}", folder.display()))
     }
 
     /// Compile templates and schema; a broken template fails here, at
@@ -72,6 +71,7 @@ impl PromptSet {
     pub fn from_parts(system: String, user: String, schema_text: &str) -> Result<Self, String> {
         let schema: Value =
             serde_json::from_str(schema_text).map_err(|e| format!("schema.json: {e}"))?;
+        crate::llm::schema::check_supported(&schema).map_err(|e| format!("schema.json: {e}"))?;
         let sha256 = sha256_hex(format!("{system}\u{1f}{user}\u{1f}{schema_text}").as_bytes());
         let mut env = Environment::new();
         env.add_template_owned("system", system)

@@ -214,8 +214,7 @@ impl OpenAiClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 300.0)));
+            .and_then(|s| retry_after(s, std::time::SystemTime::now()));
         let text = resp.text().await.map_err(transport)?;
         if !status.is_success() {
             let excerpt: String = text.chars().take(300).collect();
@@ -493,9 +492,88 @@ pub fn extract_json_object(content: &str) -> Option<Value> {
     }
 }
 
+/// A `Retry-After` value as a wait: delay-seconds, or an HTTP-date
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`) measured from `now`; at most five
+/// minutes, never negative.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let secs = match value.parse::<f64>() {
+        Ok(s) if s.is_finite() => s,
+        _ => {
+            let at = http_date(value)?;
+            let now = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_secs_f64();
+            at as f64 - now
+        }
+    };
+    Some(Duration::from_secs_f64(secs.clamp(0.0, 300.0)))
+}
+
+/// Seconds since the Unix epoch of an IMF-fixdate (RFC 9110 §5.6.7).
+fn http_date(s: &str) -> Option<i64> {
+    let mut parts = s.split_whitespace();
+    let _weekday = parts.next()?.strip_suffix(',')?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month_name = parts.next()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == month_name)? as i64
+        + 1;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        use std::time::{Duration, UNIX_EPOCH};
+        // RFC 9110's example date is 784111777 s after the epoch.
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            http_date("Thu, 03 Dec 2026 14:00:00 GMT"),
+            Some(1_796_306_400)
+        );
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_770);
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(
+                "Sun, 06 Nov 1994 08:49:30 GMT",
+                now + Duration::from_secs(60)
+            ),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(retry_after("2.5", now), Some(Duration::from_millis(2500)));
+        assert_eq!(retry_after("100000", now), Some(Duration::from_secs(300)));
+        assert_eq!(retry_after("soon", now), None);
+    }
 
     #[test]
     fn api_key_never_prints() {

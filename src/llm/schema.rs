@@ -5,6 +5,77 @@
 
 use serde_json::Value;
 
+/// Keywords that change what a reply may be, which foil checks.
+const CHECKED: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "enum",
+    "minLength",
+    "minimum",
+    "maximum",
+    "items",
+];
+
+/// Keywords that say what a schema is for, and change nothing.
+const NOTES: &[&str] = &[
+    "$schema",
+    "$id",
+    "$comment",
+    "title",
+    "description",
+    "default",
+    "examples",
+];
+
+/// Refuse a schema with a keyword foil would not check: a user writing
+/// `pattern` or `maxLength` expects replies that break it to be refused,
+/// and ignoring it silently would let them through. Names the keyword
+/// and where it is.
+pub fn check_supported(schema: &Value) -> Result<(), String> {
+    fn walk(s: &Value, path: &str) -> Result<(), String> {
+        let Some(obj) = s.as_object() else {
+            return Err(format!(
+                "{path}: a schema must be an object, got {}",
+                kind(s)
+            ));
+        };
+        for (k, v) in obj {
+            let here = format!("{path}.{k}");
+            if NOTES.contains(&k.as_str()) {
+                continue;
+            }
+            if !CHECKED.contains(&k.as_str()) {
+                return Err(format!(
+                    "{here}: foil does not check `{k}`; it checks {} (remove the keyword, or check it in a filter)",
+                    CHECKED.join(", ")
+                ));
+            }
+            match k.as_str() {
+                "type" if !v.is_string() => {
+                    return Err(format!("{here}: foil checks one type name (a string)"));
+                }
+                "additionalProperties" if !v.is_boolean() => {
+                    return Err(format!("{here}: foil checks only `true` or `false` here"));
+                }
+                "properties" => {
+                    let Some(props) = v.as_object() else {
+                        return Err(format!("{here}: expected an object"));
+                    };
+                    for (name, p) in props {
+                        walk(p, &format!("{here}.{name}"))?;
+                    }
+                }
+                "items" => walk(v, &here)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    walk(schema, "$")
+}
+
 /// Check `value` against `schema`; the error names the offending path.
 pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
     check(schema, value, "$")
@@ -99,6 +170,35 @@ mod tests {
 
     fn schema() -> Value {
         serde_json::from_str(crate::tasks::preset("question").unwrap().prompts.schema).unwrap()
+    }
+
+    #[test]
+    fn every_builtin_schema_is_one_foil_checks_and_others_are_refused() {
+        for task in ["question", "caption", "claim", "nli", "text"] {
+            let s: Value =
+                serde_json::from_str(crate::tasks::preset(task).unwrap().prompts.schema).unwrap();
+            assert_eq!(check_supported(&s), Ok(()), "{task}");
+        }
+        let verify: Value = serde_json::from_str(crate::tasks::VERIFY_PROMPTS.schema).unwrap();
+        assert_eq!(check_supported(&verify), Ok(()));
+        let pattern = json!({"type": "object", "properties": {"edited": {"type": "string", "pattern": "^[A-Z]"}}});
+        let e = check_supported(&pattern).unwrap_err();
+        assert!(
+            e.contains("$.properties.edited.pattern") && e.contains("`pattern`"),
+            "{e}"
+        );
+        for bad in [
+            json!({"oneOf": []}),
+            json!({"type": ["string", "null"]}),
+            json!({"additionalProperties": {"type": "string"}}),
+            json!({"items": {"maxLength": 3}}),
+        ] {
+            assert!(check_supported(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            check_supported(&json!({"description": "x", "type": "string"})),
+            Ok(())
+        );
     }
 
     #[test]

@@ -959,3 +959,39 @@ fn a_reply_is_in_the_cache_before_it_is_used() {
         "replies used before the kill were never stored"
     );
 }
+
+#[test]
+fn a_user_schema_with_a_keyword_foil_does_not_check_is_refused_at_load() {
+    // A `pattern` foil ignored would let through replies the user meant
+    // to refuse.
+    let fake = FakeOpenAi::start(clean_editor(), Duration::ZERO);
+    let d = tempfile::tempdir().unwrap();
+    let prompts = d.path().join("prompts/question");
+    std::fs::create_dir_all(&prompts).unwrap();
+    for f in ["system.jinja", "user.jinja"] {
+        std::fs::copy(repo().join("prompts/question").join(f), prompts.join(f)).unwrap();
+    }
+    let mut schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("prompts/question/schema.json")).unwrap(),
+    )
+    .unwrap();
+    schema["properties"]["edited"]["pattern"] = json!("\\?$");
+    std::fs::write(prompts.join("schema.json"), schema.to_string()).unwrap();
+    let file = pipeline(
+        d.path(),
+        &fake.base_url(),
+        &format!("prompts_dir = \"{}\"", d.path().join("prompts").display()),
+        "",
+    );
+    let run = run_pipeline(&file, &d.path().join("out"), &[]).code(2);
+    let err = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert!(
+        err.contains("$.properties.edited.pattern") && err.contains(&prompts.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        fake.count("/chat/completions"),
+        0,
+        "refused before any request"
+    );
+}
