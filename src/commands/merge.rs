@@ -19,7 +19,7 @@ use crate::UsageError;
 use crate::cli::MergeArgs;
 use crate::dedup::{ExactDedup, NearDedup};
 use crate::sink::manifest::{Counts, StageFunnel, Usage};
-use crate::sink::shards::{Row, ShardWriter, read_back};
+use crate::sink::shards::{ROW_GROUP_ROWS, Row, ShardWriter, read_back_window};
 use crate::sink::{self, Manifest};
 
 const DEDUP_STAGES: &[&str] = &[crate::dedup::exact::STAGE, crate::dedup::near::STAGE];
@@ -118,6 +118,132 @@ fn add_funnel(into: &mut Vec<StageFunnel>, from: &[StageFunnel]) {
     }
 }
 
+/// One worker's accepted or rejected shards, read a window of rows at a
+/// time, in the order the worker wrote them: `(source_seq, candidate)`.
+struct ShardStream {
+    dir: PathBuf,
+    entries: Vec<sink::shards::ShardEntry>,
+    task: &'static str,
+    shard: usize,
+    offset: usize,
+    window: usize,
+    buf: std::collections::VecDeque<Row>,
+    /// The position of the last row handed on.
+    last: Option<(u64, u32)>,
+}
+
+impl ShardStream {
+    fn new(
+        dir: &Path,
+        entries: &[sink::shards::ShardEntry],
+        task: &'static str,
+        window: usize,
+    ) -> Self {
+        ShardStream {
+            dir: dir.to_path_buf(),
+            entries: entries.to_vec(),
+            task,
+            shard: 0,
+            offset: 0,
+            window,
+            buf: Default::default(),
+            last: None,
+        }
+    }
+
+    /// The next row's position, reading the next window when needed.
+    fn peek(&mut self) -> anyhow::Result<Option<(u64, u32)>> {
+        while self.buf.is_empty() && self.shard < self.entries.len() {
+            let entry = &self.entries[self.shard];
+            let rows = read_back_window(&self.dir, entry, self.task, self.offset, self.window)
+                .with_context(|| format!("reading `{}`", self.dir.join(&entry.path).display()))?;
+            if rows.len() < self.window {
+                self.shard += 1;
+                self.offset = 0;
+            } else {
+                self.offset += rows.len();
+            }
+            self.buf.extend(rows);
+        }
+        let next = self.buf.front().map(|r| (r.source_seq, r.index));
+        if let (Some(next), Some(last)) = (next, self.last)
+            && next < last
+        {
+            // An incremental run may take rows inserted before the end of
+            // what it had read; streaming needs input order.
+            return Err(UsageError::new(format!(
+                "the shards of `{}` are not in input order (an incremental run took rows \
+                 inserted earlier in the input); rerun that worker into a new folder to merge it",
+                self.dir.display()
+            ))
+            .into());
+        }
+        Ok(next)
+    }
+
+    fn pop(&mut self) -> Option<Row> {
+        let row = self.buf.pop_front();
+        if let Some(r) = &row {
+            self.last = Some((r.source_seq, r.index));
+        }
+        row
+    }
+}
+
+/// Every row of `streams` in `(source_seq, candidate)` order, handed on one
+/// source at a time.
+fn each_source(
+    streams: &mut [ShardStream],
+    mut f: impl FnMut(u64, Vec<Row>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut heap = BinaryHeap::new();
+    for (i, s) in streams.iter_mut().enumerate() {
+        if let Some(at) = s.peek()? {
+            heap.push(Reverse((at, i)));
+        }
+    }
+    let mut group: Vec<Row> = Vec::new();
+    while let Some(Reverse(((seq, _), i))) = heap.pop() {
+        if group.first().is_some_and(|r| r.source_seq != seq) {
+            let done = std::mem::take(&mut group);
+            f(done[0].source_seq, done)?;
+        }
+        group.push(streams[i].pop().expect("peeked"));
+        if let Some(at) = streams[i].peek()? {
+            heap.push(Reverse((at, i)));
+        }
+    }
+    if !group.is_empty() {
+        f(group[0].source_seq, group)?;
+    }
+    Ok(())
+}
+
+/// Write `rows` shards' rows again as shards whose sizes differ by at most
+/// one, streaming.
+fn rewrite_evenly(
+    from: &Path,
+    entries: &[sink::shards::ShardEntry],
+    task: &'static str,
+    to: &mut ShardWriter,
+    rows_per_shard: usize,
+) -> anyhow::Result<()> {
+    let total: usize = entries.iter().map(|e| e.rows as usize).sum();
+    let k = total.div_ceil(rows_per_shard).max(1);
+    let (base, extra) = (total / k, total % k);
+    let mut stream = ShardStream::new(from, entries, task, ROW_GROUP_ROWS);
+    for i in 0..k {
+        for _ in 0..base + usize::from(i < extra) {
+            stream.peek()?;
+            to.push_row(stream.pop().context("a temporary shard ended early")?);
+        }
+        to.flush()?;
+    }
+    Ok(())
+}
+
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let workers = workers(&args.dir)?;
     let first = &workers[0].1;
@@ -128,46 +254,73 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         .rows_per_shard
         .unwrap_or(config.sink.rows_per_shard)
         .max(1);
-
-    // Every row of every worker, in the order one process decides them.
-    let mut rows: Vec<Row> = Vec::new();
-    for (dir, m) in &workers {
-        for list in [&m.shards, &m.rejected_shards] {
-            rows.extend(
-                read_back(dir, list, task.name)
-                    .with_context(|| format!("reading the shards of `{}`", dir.display()))?,
-            );
-        }
-    }
-    rows.sort_by_key(|r| (r.source_seq, r.index));
-    for r in &mut rows {
-        if r.candidate
-            .rejection
-            .as_ref()
-            .is_some_and(|x| DEDUP_STAGES.contains(&x.stage.as_str()))
-        {
-            r.candidate.rejection = None;
-        }
+    if config.dedup.near.enabled && !config.sink.write_rejected {
+        // A pair a worker's near-dedup turned down is then lost, and one
+        // process might have kept it (its near-duplicate turned down by a
+        // pair of another worker): the merge could not equal one process.
+        return Err(UsageError::new(
+            "the workers ran near-dedup without writing rejected pairs ([sink] write_rejected =              false), so merge cannot decide near-duplicates as one process would; rerun the              workers with rejected pairs written",
+        )
+        .into());
     }
 
-    // Global dedup, source by source.
-    let mut exact = config.dedup.exact.then(ExactDedup::new);
+    std::fs::create_dir_all(&args.into)
+        .with_context(|| format!("creating `{}`", args.into.display()))?;
+    let _lock = crate::runtime::state::lock_folder(&args.into)?;
+    sink::clear_previous_output(&args.into)
+        .with_context(|| format!("clearing `{}`", args.into.display()))?;
+    let work = args
+        .into
+        .join(crate::runtime::state::STATE_DIR)
+        .join("merge");
+    let _ = std::fs::remove_dir_all(&work);
+
+    // Global dedup, source by source, streaming every worker's shards in
+    // the order one process decides them; the indexes spill to disk past
+    // the run's memory share, as in `generate`.
+    let mut exact = config
+        .dedup
+        .exact
+        .then(|| ExactDedup::new().spill_to(&work.join("index/exact"), config.dedup.exact_share()));
     let mut near = if config.dedup.near.enabled {
-        let mut n = NearDedup::new(config.dedup.near.clone());
+        let mut n = NearDedup::new(config.dedup.near.clone())
+            .spill_to(&work.join("index/near"), config.dedup.near_share());
         n.load_earlier().map_err(UsageError::new)?;
         Some(n)
     } else {
         None
     };
-    let mut start = 0;
-    while start < rows.len() {
-        let seq = rows[start].source_seq;
-        let end = start
-            + rows[start..]
-                .iter()
-                .take_while(|r| r.source_seq == seq)
-                .count();
-        let group = &mut rows[start..end];
+    let mut dedup_stages: Vec<StageFunnel> = Vec::new();
+    if exact.is_some() {
+        dedup_stages.push(StageFunnel::new(crate::dedup::exact::STAGE, "pairs"));
+    }
+    if near.is_some() {
+        dedup_stages.push(StageFunnel::new(crate::dedup::near::STAGE, "pairs"));
+    }
+    // One window of rows per stream: together about one shard's worth.
+    let streams_n = 2 * workers.len();
+    let window = (rows_per_shard / streams_n).clamp(64, ROW_GROUP_ROWS);
+    let mut streams: Vec<ShardStream> = workers
+        .iter()
+        .flat_map(|(dir, m)| {
+            [&m.shards, &m.rejected_shards]
+                .map(|list| ShardStream::new(dir, list, task.name, window))
+        })
+        .collect();
+    let mut tmp_accepted = ShardWriter::new(&work, None, Vec::new(), false);
+    let mut tmp_rejected = ShardWriter::new(&work, Some(sink::REJECTED_DIR), Vec::new(), true);
+    let mut counts = Counts::default();
+    each_source(&mut streams, |seq, mut group| {
+        group.sort_by_key(|r| r.index);
+        for r in &mut group {
+            if r.candidate
+                .rejection
+                .as_ref()
+                .is_some_and(|x| DEDUP_STAGES.contains(&x.stage.as_str()))
+            {
+                r.candidate.rejection = None;
+            }
+        }
         let context = group[0].context.clone();
         let mut candidates: Vec<crate::record::Candidate> =
             group.iter().map(|r| r.candidate.clone()).collect();
@@ -183,16 +336,44 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
             d.remember_accepted(&candidates)
                 .context("exact-dedup index")?;
         }
-        for (r, c) in group.iter_mut().zip(candidates) {
+        for (mut r, c) in group.into_iter().zip(candidates) {
             r.candidate = c;
+            let stage_of = r.candidate.rejection.as_ref().map(|x| x.stage.clone());
+            if stage_of
+                .as_deref()
+                .is_none_or(|s| DEDUP_STAGES.contains(&s))
+            {
+                for st in dedup_stages.iter_mut() {
+                    st.in_ += 1;
+                    if stage_of.as_deref() == Some(st.stage.as_str()) {
+                        let reason = &r.candidate.rejection.as_ref().expect("rejected").reason;
+                        st.reject(reason);
+                        break;
+                    }
+                    st.out += 1;
+                }
+            }
+            if r.candidate.rejection.is_none() {
+                counts.add_accepted(&r.candidate);
+                tmp_accepted.push_row(r);
+            } else {
+                counts.rejected += 1;
+                tmp_rejected.push_row(r);
+            }
         }
-        start = end;
-    }
+        for w in [&mut tmp_accepted, &mut tmp_rejected] {
+            if w.buffered() >= rows_per_shard {
+                w.flush()?;
+            }
+        }
+        Ok(())
+    })?;
+    tmp_accepted.flush()?;
+    tmp_rejected.flush()?;
 
     // Counts and funnel: the workers' sums up to the filters, merge's own
     // dedup stages.
     let mut funnel: Vec<StageFunnel> = Vec::new();
-    let mut counts = Counts::default();
     let mut usage = Usage::default();
     let mut prompts = first.prompts.clone();
     for (_, m) in &workers {
@@ -208,79 +389,49 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         counts.candidates += m.counts.candidates;
         counts.quarantined += m.counts.quarantined;
         counts.dead_letters += m.counts.dead_letters;
+        counts.dead_letters_recovered += m.counts.dead_letters_recovered;
+        counts.dead_letters_given_up += m.counts.dead_letters_given_up;
         usage.add(&m.usage);
         prompts.extend(m.prompts.clone());
     }
-    let mut dedup_stages: Vec<StageFunnel> = Vec::new();
-    if exact.is_some() {
-        dedup_stages.push(StageFunnel::new(crate::dedup::exact::STAGE, "pairs"));
-    }
-    if near.is_some() {
-        dedup_stages.push(StageFunnel::new(crate::dedup::near::STAGE, "pairs"));
-    }
-    for r in &rows {
-        let c = &r.candidate;
-        let stage_of = c.rejection.as_ref().map(|x| x.stage.as_str());
-        if stage_of.is_some_and(|s| !DEDUP_STAGES.contains(&s)) {
-            continue;
-        }
-        for st in dedup_stages.iter_mut() {
-            st.in_ += 1;
-            if stage_of == Some(st.stage.as_str()) {
-                st.reject(&c.rejection.as_ref().expect("rejected").reason);
-                break;
-            }
-            st.out += 1;
-        }
-    }
     funnel.extend(dedup_stages);
 
-    // Write: evenly sized shards.
-    std::fs::create_dir_all(&args.into)
-        .with_context(|| format!("creating `{}`", args.into.display()))?;
-    let _lock = crate::runtime::state::lock_folder(&args.into)?;
-    sink::clear_previous_output(&args.into)
-        .with_context(|| format!("clearing `{}`", args.into.display()))?;
-    let (accepted, rejected): (Vec<Row>, Vec<Row>) = rows
-        .into_iter()
-        .partition(|r| r.candidate.rejection.is_none());
-    counts.rejected = rejected.len() as u64;
-    for r in &accepted {
-        counts.add_accepted(&r.candidate);
-    }
-    let write = |rows: Vec<Row>,
-                 subdir: Option<&str>,
-                 with_rejection: bool|
-     -> anyhow::Result<Vec<sink::shards::ShardEntry>> {
-        let mut w = ShardWriter::new(&args.into, subdir, Vec::new(), with_rejection);
-        // k shards whose sizes differ by at most one.
-        let k = rows.len().div_ceil(rows_per_shard).max(1);
-        let (base, extra) = (rows.len() / k, rows.len() % k);
-        let mut rows = rows.into_iter();
-        for i in 0..k {
-            for r in rows.by_ref().take(base + usize::from(i < extra)) {
-                w.push_row(r);
-            }
-            w.flush()?;
-        }
-        Ok(w.shards)
-    };
-    let shards = write(accepted, None, false)?;
+    // Write: evenly sized shards, from the temporary ones.
+    let mut accepted = ShardWriter::new(&args.into, None, Vec::new(), false);
+    rewrite_evenly(
+        &work,
+        &tmp_accepted.shards,
+        task.name,
+        &mut accepted,
+        rows_per_shard,
+    )?;
+    let shards = accepted.shards;
     let rejected_shards = if config.sink.write_rejected {
-        write(rejected, Some(sink::REJECTED_DIR), true)?
+        let mut rejected = ShardWriter::new(&args.into, Some(sink::REJECTED_DIR), Vec::new(), true);
+        rewrite_evenly(
+            &work,
+            &tmp_rejected.shards,
+            task.name,
+            &mut rejected,
+            rows_per_shard,
+        )?;
+        rejected.shards
     } else {
         Vec::new()
     };
+    std::fs::remove_dir_all(&work).with_context(|| format!("removing `{}`", work.display()))?;
     // Side files: the workers', one after another.
     for name in [sink::QUARANTINE, sink::DEAD_LETTER] {
-        let mut text = String::new();
+        let mut out: Option<std::fs::File> = None;
         for (dir, _) in &workers {
-            if let Ok(t) = std::fs::read_to_string(dir.join(name)) {
-                text.push_str(&t);
-            }
-        }
-        if !text.is_empty() {
-            std::fs::write(args.into.join(name), text)?;
+            let Ok(mut f) = std::fs::File::open(dir.join(name)) else {
+                continue;
+            };
+            let to = match &mut out {
+                Some(o) => o,
+                None => out.insert(std::fs::File::create(args.into.join(name))?),
+            };
+            std::io::copy(&mut f, to)?;
         }
     }
     let manifest = Manifest {

@@ -152,6 +152,9 @@ impl ShardWriter {
             let mut file = File::create(&tmp)?;
             ParquetWriter::new(&mut file)
                 .with_compression(ParquetCompression::Zstd(None))
+                // Row groups small enough that a reader streaming a window
+                // of a shard (`foil merge`) decodes little beyond it.
+                .with_row_group_size(Some(ROW_GROUP_ROWS))
                 .finish(&mut df)?;
             file.sync_all()?;
         }
@@ -318,6 +321,9 @@ fn to_frame(rows: &[Row], with_rejection: bool) -> PolarsResult<DataFrame> {
 }
 
 /// Read the shards of an output folder back (for `foil inspect` and tests).
+/// Rows per Parquet row group in a shard.
+pub const ROW_GROUP_ROWS: usize = 8192;
+
 pub fn read_shards(dir: &Path, entries: &[ShardEntry]) -> PolarsResult<Vec<DataFrame>> {
     entries
         .iter()
@@ -351,9 +357,49 @@ pub fn col_f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
 /// passthrough, position), for `foil merge`. Columns this version does not
 /// know are carried as passthrough.
 pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> PolarsResult<Vec<Row>> {
-    use crate::record::{Rejection, Relation, Scores, VerifyScores};
     let mut out = Vec::new();
     for df in read_shards(dir, entries)? {
+        rows_of_frame(&df, task, &mut out);
+    }
+    Ok(out)
+}
+
+/// Rows `offset .. offset + len` of one shard (fewer at its end): a
+/// window, for readers that stream shards.
+pub fn read_back_window(
+    dir: &Path,
+    entry: &ShardEntry,
+    task: &'static str,
+    offset: usize,
+    len: usize,
+) -> PolarsResult<Vec<Row>> {
+    let df = ParquetReader::new(File::open(dir.join(&entry.path))?)
+        .with_slice(Some((offset, len)))
+        .finish()?;
+    let mut out = Vec::new();
+    rows_of_frame(&df, task, &mut out);
+    Ok(out)
+}
+
+/// An integer column's cells, read as integers (all missing when there is
+/// no such column): seeds above 2^53 do not survive a trip through f64.
+pub fn col_u64s(df: &DataFrame, name: &str) -> Vec<Option<u64>> {
+    match df
+        .column(name)
+        .ok()
+        .and_then(|c| c.cast(&DataType::UInt64).ok())
+        .and_then(|c| c.u64().ok().cloned())
+    {
+        Some(s) => s.iter().collect(),
+        None => vec![None; df.height()],
+    }
+}
+
+fn rows_of_frame(df: &DataFrame, task: &'static str, out: &mut Vec<Row>) {
+    use crate::record::{Rejection, Relation, Scores, VerifyScores};
+    {
+        let df = df.clone();
+        let u = |n: &str| col_u64s(&df, n);
         let s = |n: &str| col_strs(&df, n);
         let f = |n: &str| col_f64s(&df, n);
         let (pair_id, source_id, original, edited) =
@@ -376,8 +422,8 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
             s("edit_spans"),
         );
         let (seq, index, we, er, sim) = (
-            f("source_seq"),
-            f("candidate"),
+            u("source_seq"),
+            u("candidate"),
             f("word_edits"),
             f("edit_ratio"),
             f("similarity"),
@@ -385,7 +431,7 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
         let (sha, temp, seed, rationale, ss, ts) = (
             s("prompt_sha256"),
             f("temperature"),
-            f("seed"),
+            u("seed"),
             s("rationale"),
             s("source_span"),
             s("target_span"),
@@ -440,7 +486,7 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
                 generator: generator[i].clone().unwrap_or_default(),
                 prompt_sha256: sha[i].clone(),
                 temperature: temp[i],
-                seed: seed[i].map(|x| x as u64),
+                seed: seed[i],
                 rationale: rationale[i].clone(),
                 source_span: ss[i].clone(),
                 target_span: ts[i].clone(),
@@ -470,10 +516,9 @@ pub fn read_back(dir: &Path, entries: &[ShardEntry], task: &'static str) -> Pola
                     .iter()
                     .map(|(n, v)| (n.clone(), v[i].clone()))
                     .collect(),
-                source_seq: seq[i].map_or(0, |x| x as u64),
+                source_seq: seq[i].unwrap_or(0),
                 index: index[i].map_or(0, |x| x as u32),
             });
         }
     }
-    Ok(out)
 }

@@ -294,3 +294,100 @@ fn the_deploy_examples_env_contract_runs_as_local_workers() {
     assert!(timer.lines().any(|l| l.starts_with("OnCalendar=")));
     assert!(timer.contains("[Install]"));
 }
+
+#[test]
+fn merge_keeps_seeds_above_2_pow_53_exact() {
+    // Issue 14, item 9: seeds were read back through f64.
+    use crate::support::fake_openai::FakeOpenAi;
+    let fake = FakeOpenAi::start(crate::llm::question_editor(), std::time::Duration::ZERO);
+    let d = tempfile::tempdir().unwrap();
+    let seed: u64 = (1 << 53) + 1;
+    let text = format!(
+        r#"task = "question"
+concurrency = 2
+
+[source]
+path = "{input}"
+id = "id"
+limit = 12
+
+[generator]
+kind = "llm"
+url = "{url}"
+model = "fake-model"
+n = 2
+seed = {seed}
+
+[[filters]]
+kind = "edit_distance"
+max_word_edits = 10
+max_edit_ratio = 2.0
+"#,
+        input = repo().join("data/samples/questions.csv").display(),
+        url = fake.base_url(),
+    );
+    let file = d.path().join("llm.toml");
+    std::fs::write(&file, text).unwrap();
+    let seeds = |dir: &Path| -> Vec<u64> {
+        read_rows(dir, "shards")
+            .iter()
+            .map(|r| r["seed"].as_u64().expect("an integer seed"))
+            .collect()
+    };
+    let one = d.path().join("one");
+    foil()
+        .args(["run", file.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&one)
+        .assert()
+        .success();
+    let sharded = d.path().join("sharded");
+    for i in 0..2 {
+        foil()
+            .args(["run", file.to_str().unwrap(), "--out"])
+            .arg(&sharded)
+            .args(["--shard", &format!("{i}/2"), "--quiet", "--no-worker-env"])
+            .assert()
+            .success();
+    }
+    let merged = d.path().join("merged");
+    foil()
+        .args(["merge", sharded.to_str().unwrap(), "--into"])
+        .arg(&merged)
+        .assert()
+        .success();
+    let expected = seeds(&one);
+    assert!(expected.len() > 6);
+    assert!(
+        expected.iter().all(|&s| s == seed || s == seed + 1),
+        "{expected:?}"
+    );
+    assert!(expected.contains(&(seed + 1)) || expected.contains(&seed));
+    assert_eq!(seeds(&merged), expected);
+}
+
+#[test]
+fn merge_refuses_near_dedup_without_the_rejected_pairs() {
+    let d = tempfile::tempdir().unwrap();
+    let input = input(d.path());
+    let file = pipeline(d.path(), &input);
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "rows_per_shard = 7",
+        "rows_per_shard = 7\nwrite_rejected = false",
+    );
+    std::fs::write(&file, text).unwrap();
+    let sharded = d.path().join("sharded");
+    for i in 0..2 {
+        foil()
+            .args(["run", file.to_str().unwrap(), "--out"])
+            .arg(&sharded)
+            .args(["--shard", &format!("{i}/2"), "--quiet", "--no-worker-env"])
+            .assert()
+            .success();
+    }
+    foil()
+        .args(["merge", sharded.to_str().unwrap(), "--into"])
+        .arg(d.path().join("merged"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("without writing rejected pairs"));
+}
