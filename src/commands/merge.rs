@@ -230,7 +230,7 @@ fn rewrite_evenly(
     to: &mut ShardWriter,
     rows_per_shard: usize,
 ) -> anyhow::Result<()> {
-    let total: usize = entries.iter().map(|e| e.rows as usize).sum();
+    let total: usize = entries.iter().map(|e| e.rows).sum();
     let k = total.div_ceil(rows_per_shard).max(1);
     let (base, extra) = (total / k, total % k);
     let mut stream = ShardStream::new(from, entries, task, ROW_GROUP_ROWS);
