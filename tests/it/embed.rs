@@ -186,3 +186,67 @@ fn a_hub_model_is_downloaded_once_into_the_cache_and_gives_the_same_scores() {
     assert_eq!(sims(&again), sims(&from_dir));
     assert_eq!(sims(&repaired), sims(&from_dir));
 }
+
+#[test]
+fn the_tokenizer_and_model_take_any_text() {
+    // Issue 14, item 1: arbitrary Unicode through the tokenizer and the
+    // model: no panic, and a unit vector for every text, empty ones too.
+    let pieces = [
+        "",
+        " ",
+        "\n",
+        "\0",
+        "\u{feff}",
+        "\u{200b}",
+        "e\u{301}",
+        "👩‍👩‍👧",
+        "東京",
+        "مرحبا",
+        "עברית",
+        "ﬁ",
+        "İ",
+        "ς",
+        "“",
+        "»",
+        "|||",
+        "[CLS]",
+        "[SEP]",
+        "[PAD]",
+        "[UNK]",
+        "##ing",
+        "a",
+        "the",
+        "0",
+        "½",
+        "\u{10ffff}",
+        "\u{7f}",
+        "\t",
+    ];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut texts: Vec<String> = (0..200)
+        .map(|_| {
+            let n = (next() % 12) as usize;
+            (0..n)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    // Far past the model's 512 positions.
+    texts.push("word ".repeat(3000));
+    texts.push("東".repeat(5000));
+    let m = model();
+    let vectors = m.embed(&texts, 16).unwrap();
+    assert_eq!(vectors.len(), texts.len());
+    for (t, v) in texts.iter().zip(&vectors) {
+        assert!(v.iter().all(|x| x.is_finite()), "{t:?}");
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "{t:?}: norm {norm}");
+    }
+}
