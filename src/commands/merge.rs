@@ -9,6 +9,13 @@
 //! filters rejected keep their rejection. The result is written as evenly
 //! sized shards with one manifest: counts and funnel stages up to the
 //! filters are the workers' sums; the dedup stages are merge's own.
+//!
+//! Merge streams: each worker's shards are already in input order, so a
+//! k-way merge reads one row group per worker stream at a time, the dedup
+//! indexes spill to `OUT/.foil/merge/index` past the run's memory share as
+//! in `generate`, and decided rows go to temporary shards that are then
+//! rewritten, one at a time, as evenly sized ones. Memory is bounded by
+//! workers × row group + two shards + the index share, not by the set.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +26,7 @@ use crate::UsageError;
 use crate::cli::MergeArgs;
 use crate::dedup::{ExactDedup, NearDedup};
 use crate::sink::manifest::{Counts, StageFunnel, Usage};
-use crate::sink::shards::{ROW_GROUP_ROWS, Row, ShardWriter, read_back_window};
+use crate::sink::shards::{ROW_GROUP_ROWS, Row, ShardWriter, read_back, read_back_window};
 use crate::sink::{self, Manifest};
 
 const DEDUP_STAGES: &[&str] = &[crate::dedup::exact::STAGE, crate::dedup::near::STAGE];
@@ -233,11 +240,17 @@ fn rewrite_evenly(
     let total: usize = entries.iter().map(|e| e.rows).sum();
     let k = total.div_ceil(rows_per_shard).max(1);
     let (base, extra) = (total / k, total % k);
-    let mut stream = ShardStream::new(from, entries, task, ROW_GROUP_ROWS);
+    // One temporary shard in memory at a time.
+    let mut rows =
+        entries
+            .iter()
+            .flat_map(|e| match read_back(from, std::slice::from_ref(e), task) {
+                Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(err) => vec![Err(err)],
+            });
     for i in 0..k {
         for _ in 0..base + usize::from(i < extra) {
-            stream.peek()?;
-            to.push_row(stream.pop().context("a temporary shard ended early")?);
+            to.push_row(rows.next().context("a temporary shard ended early")??);
         }
         to.flush()?;
     }
@@ -297,9 +310,9 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     if near.is_some() {
         dedup_stages.push(StageFunnel::new(crate::dedup::near::STAGE, "pairs"));
     }
-    // One window of rows per stream: together about one shard's worth.
-    let streams_n = 2 * workers.len();
-    let window = (rows_per_shard / streams_n).clamp(64, ROW_GROUP_ROWS);
+    // One Parquet row group of rows per stream at a time (each group
+    // decoded once).
+    let window = ROW_GROUP_ROWS;
     let mut streams: Vec<ShardStream> = workers
         .iter()
         .flat_map(|(dir, m)| {
