@@ -230,11 +230,11 @@ pub struct GenerateArgs {
     #[arg(long, help_heading = "Input mapping")]
     pub edit_type_field: Option<String>,
     /// Fail the run after more than this many bad rows (they are quarantined).
-    #[arg(long, default_value_t = 10, help_heading = "Input mapping")]
-    pub max_bad_rows: u64,
+    #[arg(long, help_heading = "Input mapping")]
+    pub max_bad_rows: Option<u64>,
     /// Longest accepted field, in bytes; longer ones are quarantined.
-    #[arg(long, default_value_t = 16 * 1024, help_heading = "Input mapping")]
-    pub max_field_bytes: usize,
+    #[arg(long, help_heading = "Input mapping")]
+    pub max_field_bytes: Option<usize>,
 
     /// OpenAI-compatible base URL ending in /v1; switches to the LLM generator.
     #[arg(long, help_heading = "LLM generator", requires = "model")]
@@ -243,34 +243,34 @@ pub struct GenerateArgs {
     #[arg(long, help_heading = "LLM generator")]
     pub model: Option<String>,
     /// Environment variable holding the API key (may be unset for local servers).
-    #[arg(long, default_value = "OPENAI_API_KEY", help_heading = "LLM generator")]
-    pub api_key_env: String,
+    #[arg(long, help_heading = "LLM generator")]
+    pub api_key_env: Option<String>,
     /// Candidates per source.
-    #[arg(long, default_value_t = 2, help_heading = "LLM generator")]
-    pub n: u32,
-    #[arg(long, default_value_t = 0.7, help_heading = "LLM generator")]
-    pub temperature: f64,
+    #[arg(long, help_heading = "LLM generator")]
+    pub n: Option<u32>,
+    #[arg(long, help_heading = "LLM generator")]
+    pub temperature: Option<f64>,
     #[arg(long, help_heading = "LLM generator")]
     pub seed: Option<u64>,
     /// Most tokens per reply (sent as `max_tokens`).
-    #[arg(long, default_value_t = 256, help_heading = "LLM generator")]
-    pub max_completion_tokens: u32,
+    #[arg(long, help_heading = "LLM generator")]
+    pub max_completion_tokens: Option<u32>,
     /// Folder with <task>/system.jinja, user.jinja, schema.json.
     #[arg(long, help_heading = "LLM generator")]
     pub prompts_dir: Option<PathBuf>,
     /// Attempts per request on 429, 5xx and timeouts.
-    #[arg(long, default_value_t = 4, help_heading = "LLM generator")]
-    pub max_attempts: u32,
+    #[arg(long, help_heading = "LLM generator")]
+    pub max_attempts: Option<u32>,
     /// Seconds before a request times out.
-    #[arg(long, default_value_t = 60.0, help_heading = "LLM generator")]
-    pub timeout: f64,
+    #[arg(long, help_heading = "LLM generator")]
+    pub timeout: Option<f64>,
 
     /// Rules generator operations, comma separated (default: all).
     #[arg(long, value_delimiter = ',', help_heading = "Rules generator")]
     pub ops: Vec<String>,
     /// Most candidates one operation makes per source.
-    #[arg(long, default_value_t = 2, help_heading = "Rules generator")]
-    pub max_per_op: usize,
+    #[arg(long, help_heading = "Rules generator")]
+    pub max_per_op: Option<usize>,
 
     /// OpenAI-compatible base URL for embeddings (default: local model).
     #[arg(long, help_heading = "Similarity", requires = "embed_model")]
@@ -279,8 +279,8 @@ pub struct GenerateArgs {
     #[arg(long, help_heading = "Similarity")]
     pub embed_model: Option<String>,
     /// Environment variable holding the embedding endpoint's key.
-    #[arg(long, default_value = "OPENAI_API_KEY", help_heading = "Similarity")]
-    pub embed_api_key_env: String,
+    #[arg(long, help_heading = "Similarity")]
+    pub embed_api_key_env: Option<String>,
     /// Local sentence-model folder (config.json, tokenizer.json, model.safetensors).
     #[arg(long, help_heading = "Similarity")]
     pub model_dir: Option<PathBuf>,
@@ -293,11 +293,10 @@ pub struct GenerateArgs {
     #[arg(
         long,
         value_name = "REV",
-        default_value = "main",
         requires = "hub_model",
         help_heading = "Similarity"
     )]
-    pub hub_revision: String,
+    pub hub_revision: Option<String>,
     /// Lower bound of the similarity band (default: the task's).
     #[arg(long, help_heading = "Similarity")]
     pub sim_min: Option<f64>,
@@ -330,11 +329,11 @@ pub struct GenerateArgs {
     pub max_edit_ratio: Option<f64>,
 
     /// Sources in flight per stage.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// Rows per Parquet shard.
-    #[arg(long, default_value_t = 50_000)]
-    pub rows_per_shard: usize,
+    #[arg(long)]
+    pub rows_per_shard: Option<usize>,
     /// Do not write rejected pairs to rejected/.
     #[arg(long)]
     pub no_rejected: bool,
@@ -348,15 +347,15 @@ pub struct GenerateArgs {
     #[arg(long, help_heading = "LLM generator")]
     pub max_concurrent_requests: Option<usize>,
     /// Further attempts after a reply that is not JSON or breaks the schema.
-    #[arg(long, default_value_t = 1, help_heading = "LLM generator")]
-    pub bad_reply_retries: u32,
+    #[arg(long, help_heading = "LLM generator")]
+    pub bad_reply_retries: Option<u32>,
     /// Edit-type quotas: ask for --per-type candidates of each of these types
     /// (comma separated, from the task's taxonomy) instead of --n of any type.
     #[arg(long, value_delimiter = ',', help_heading = "LLM generator")]
     pub types: Vec<String>,
     /// Candidates per edit type with --types.
-    #[arg(long, default_value_t = 1, help_heading = "LLM generator")]
-    pub per_type: u32,
+    #[arg(long, help_heading = "LLM generator")]
+    pub per_type: Option<u32>,
     /// Retry bad replies with another seed rather than the same request.
     #[arg(long, help_heading = "LLM generator")]
     pub reseed_bad_replies: bool,
@@ -425,22 +424,6 @@ pub struct DedupArgs {
     pub near_original_threshold: Option<f64>,
 }
 
-impl DedupArgs {
-    pub fn apply(&self, config: &mut crate::config::PipelineConfig) {
-        let near = &mut config.dedup.near;
-        if self.no_near_dedup {
-            near.enabled = false;
-        }
-        near.against.extend(self.against.iter().cloned());
-        if let Some(t) = self.near_threshold {
-            near.threshold = t;
-        }
-        if let Some(t) = self.near_original_threshold {
-            near.original_threshold = Some(t);
-        }
-    }
-}
-
 /// Verification-stage flags (`generate` and `run`): an LLM judge after the
 /// other filters.
 #[derive(Debug, Args, Default)]
@@ -461,54 +444,6 @@ pub struct VerifyArgs {
     /// endpoint.
     #[arg(long, help_heading = "Verification")]
     pub verify_independent: bool,
-}
-
-impl VerifyArgs {
-    /// Add a verify stage after the other filters, or point the pipeline's
-    /// own at this endpoint.
-    pub fn apply(
-        &self,
-        config: &mut crate::config::PipelineConfig,
-    ) -> Result<(), crate::UsageError> {
-        use crate::config::{EndpointConfig, FilterConfig, VerifyConfig};
-        let (Some(url), Some(model)) = (&self.verify_url, &self.verify_model) else {
-            if self.verify_min.is_some() || self.verify_independent {
-                return Err(crate::UsageError::new(
-                    "--verify-min and --verify-independent need --verify-url",
-                ));
-            }
-            return Ok(());
-        };
-        let mut filters = config.resolved_filters()?;
-        let idx = match filters
-            .iter()
-            .position(|f| matches!(f, FilterConfig::Verify(_)))
-        {
-            Some(i) => i,
-            None => {
-                filters.push(FilterConfig::Verify(Box::new(VerifyConfig::with_endpoint(
-                    EndpointConfig::new(url, model),
-                ))));
-                filters.len() - 1
-            }
-        };
-        if let FilterConfig::Verify(v) = &mut filters[idx] {
-            v.endpoint.url = url.clone();
-            v.endpoint.model = model.clone();
-            if let Some(env) = &self.verify_api_key_env {
-                v.endpoint.api_key_env = env.clone();
-            }
-            v.independent |= self.verify_independent;
-            if let Some(m) = self.verify_min {
-                v.min_relation = m;
-                v.min_label = m;
-                v.min_fluent = m;
-                v.min_minimal = m;
-            }
-        }
-        config.filters = Some(filters);
-        Ok(())
-    }
 }
 
 /// Flags both `generate` and `run` take: how this run goes, not what it makes.
@@ -539,6 +474,10 @@ pub struct RunControl {
     /// Read at most this many examples.
     #[arg(long = "limit", id = "run_limit")]
     pub limit: Option<u64>,
+    /// Print the resolved settings (TOML, every default filled in) and
+    /// exit without running.
+    #[arg(long)]
+    pub show_settings: bool,
 }
 
 #[derive(Debug, Args)]
@@ -575,6 +514,9 @@ pub struct RunArgs {
 pub struct ValidateArgs {
     /// Pipeline file (TOML).
     pub pipeline: PathBuf,
+    /// Also print the resolved settings (TOML, every default filled in).
+    #[arg(long)]
+    pub show: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub mod llm;
 pub mod record;
 pub mod review;
 pub mod runtime;
+pub mod settings;
 pub mod sink;
 pub mod source;
 pub mod tasks;

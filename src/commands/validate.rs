@@ -41,5 +41,9 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         generator,
         filters.join(" → ")
     );
+    if args.show {
+        let out = config.out.clone().unwrap_or_default();
+        print!("{}", crate::settings::Settings { config, out }.show()?);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -124,7 +124,7 @@ pub struct CacheConfig {
     pub namespace: Option<String>,
 }
 
-fn default_concurrency() -> usize {
+pub(crate) fn default_concurrency() -> usize {
     8
 }
 
@@ -185,11 +185,11 @@ pub struct SourceConfig {
     pub limit: Option<u64>,
 }
 
-fn default_max_bad_rows() -> u64 {
+pub(crate) fn default_max_bad_rows() -> u64 {
     10
 }
 
-fn default_max_field_bytes() -> usize {
+pub(crate) fn default_max_field_bytes() -> usize {
     16 * 1024
 }
 
@@ -286,7 +286,7 @@ impl GeneratorConfig {
     }
 }
 
-fn default_max_per_op() -> usize {
+pub(crate) fn default_max_per_op() -> usize {
     2
 }
 
@@ -357,15 +357,15 @@ pub fn default_api_key_env() -> String {
     "OPENAI_API_KEY".to_string()
 }
 
-fn default_timeout_s() -> f64 {
+pub(crate) fn default_timeout_s() -> f64 {
     60.0
 }
 
-fn default_attempts() -> u32 {
+pub(crate) fn default_attempts() -> u32 {
     4
 }
 
-fn default_retry_base_ms() -> u64 {
+pub(crate) fn default_retry_base_ms() -> u64 {
     500
 }
 
@@ -406,11 +406,11 @@ pub struct LlmGeneratorConfig {
     pub per_type: u32,
 }
 
-fn default_per_type() -> u32 {
+pub(crate) fn default_per_type() -> u32 {
     1
 }
 
-fn default_bad_reply_retries() -> u32 {
+pub(crate) fn default_bad_reply_retries() -> u32 {
     1
 }
 
@@ -433,15 +433,15 @@ impl LlmGeneratorConfig {
     }
 }
 
-fn default_n() -> u32 {
+pub(crate) fn default_n() -> u32 {
     2
 }
 
-fn default_temperature() -> f64 {
+pub(crate) fn default_temperature() -> f64 {
     0.7
 }
 
-fn default_max_tokens() -> u32 {
+pub(crate) fn default_max_tokens() -> u32 {
     256
 }
 
@@ -472,11 +472,11 @@ pub enum EmbedderConfig {
     },
 }
 
-fn default_embed_batch() -> usize {
+pub(crate) fn default_embed_batch() -> usize {
     32
 }
 
-fn default_hub_revision() -> String {
+pub(crate) fn default_hub_revision() -> String {
     "main".to_string()
 }
 
@@ -598,7 +598,7 @@ fn half() -> f64 {
     0.5
 }
 
-fn default_verify_tokens() -> u32 {
+pub(crate) fn default_verify_tokens() -> u32 {
     200
 }
 
@@ -668,7 +668,7 @@ pub struct DedupConfig {
     pub index_memory_mib: usize,
 }
 
-fn default_index_memory_mib() -> usize {
+pub(crate) fn default_index_memory_mib() -> usize {
     512
 }
 
@@ -718,19 +718,19 @@ pub struct SinkConfig {
     pub dead_letter_retries: u32,
 }
 
-fn default_dead_letter_retries() -> u32 {
+pub(crate) fn default_dead_letter_retries() -> u32 {
     3
 }
 
-fn default_checkpoint_every() -> u64 {
+pub(crate) fn default_checkpoint_every() -> u64 {
     10_000
 }
 
-fn default_checkpoint_secs() -> f64 {
+pub(crate) fn default_checkpoint_secs() -> f64 {
     30.0
 }
 
-fn default_rows_per_shard() -> usize {
+pub(crate) fn default_rows_per_shard() -> usize {
     50_000
 }
 

@@ -19,6 +19,7 @@ mod pipelines;
 mod prompts;
 mod reliability;
 mod review;
+mod settings;
 mod sources;
 mod span_swap;
 mod verify;
