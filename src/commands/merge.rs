@@ -25,7 +25,7 @@ use anyhow::Context;
 use crate::UsageError;
 use crate::cli::MergeArgs;
 use crate::dedup::{ExactDedup, NearDedup};
-use crate::sink::manifest::{Counts, StageFunnel, Usage};
+use crate::sink::manifest::{Counts, StageFunnel, Usage, count_pair};
 use crate::sink::shards::{ROW_GROUP_ROWS, Row, ShardWriter, read_back, read_back_window};
 use crate::sink::{self, Manifest};
 
@@ -351,20 +351,14 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         }
         for (mut r, c) in group.into_iter().zip(candidates) {
             r.candidate = c;
-            let stage_of = r.candidate.rejection.as_ref().map(|x| x.stage.clone());
-            if stage_of
-                .as_deref()
-                .is_none_or(|s| DEDUP_STAGES.contains(&s))
-            {
-                for st in dedup_stages.iter_mut() {
-                    st.in_ += 1;
-                    if stage_of.as_deref() == Some(st.stage.as_str()) {
-                        let reason = &r.candidate.rejection.as_ref().expect("rejected").reason;
-                        st.reject(reason);
-                        break;
-                    }
-                    st.out += 1;
-                }
+            // Pairs the filters rejected were counted by their workers.
+            let by_filter = r
+                .candidate
+                .rejection
+                .as_ref()
+                .is_some_and(|x| !DEDUP_STAGES.contains(&x.stage.as_str()));
+            if !by_filter {
+                count_pair(&mut dedup_stages, r.candidate.rejection.as_ref());
             }
             if r.candidate.rejection.is_none() {
                 counts.add_accepted(&r.candidate);

@@ -80,6 +80,33 @@ pub struct Counts {
     pub accepted_needing_review: BTreeMap<String, u64>,
 }
 
+/// Count one pair through `stages`, in order: every stage it reached takes
+/// it in; the stage that rejected it counts the reason (`error`: a
+/// failure), the stages before pass it on. The one funnel count of
+/// `generate`'s sink and of `merge`.
+pub fn count_pair(stages: &mut [StageFunnel], rejection: Option<&crate::record::Rejection>) {
+    let stop = rejection.map(|r| {
+        stages
+            .iter()
+            .position(|s| s.stage == r.stage)
+            .unwrap_or(stages.len())
+    });
+    let reached = stop.map_or(stages.len(), |s| (s + 1).min(stages.len()));
+    for (i, stage) in stages.iter_mut().enumerate().take(reached) {
+        stage.in_ += 1;
+        match rejection {
+            Some(r) if Some(i) == stop => {
+                if r.reason == "error" {
+                    stage.failed += 1;
+                } else {
+                    stage.reject(&r.reason);
+                }
+            }
+            _ => stage.out += 1,
+        }
+    }
+}
+
 impl Counts {
     /// Count one accepted pair.
     pub fn add_accepted(&mut self, c: &crate::record::Candidate) {

@@ -7,6 +7,7 @@
 
 pub mod manifest;
 pub mod shards;
+pub mod stage;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};

@@ -1,0 +1,169 @@
+//! Building a [`Pipeline`]: every stage from its config, every setting
+//! checked before any work starts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::{EMBED_CACHE_ENTRIES, Pipeline, Stop};
+use crate::UsageError;
+use crate::config::{EmbedderConfig, FilterConfig, GeneratorConfig, PipelineConfig};
+use crate::embed::http::HttpEmbedder;
+use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir};
+use crate::embed::{CachedEmbedder, Embedder};
+use crate::filter::{EditDistance, Filter, LabelChange, SimilarityBand, Verifier};
+use crate::generate::Generator;
+use crate::generate::given::GivenEdits;
+use crate::generate::llm::{LlmGenerator, PromptSet};
+use crate::generate::rules::RulesGenerator;
+use crate::llm::budget::Budget;
+use crate::llm::cache::ResponseCache;
+use crate::llm::{OpenAiClient, Shared};
+
+async fn build_embedder(
+    config: &EmbedderConfig,
+    shared: &Shared,
+    clients: &mut Vec<(String, Arc<OpenAiClient>)>,
+) -> anyhow::Result<Arc<dyn Embedder>> {
+    Ok(match config {
+        EmbedderConfig::Local {
+            model_dir,
+            hub_model,
+            hub_revision,
+            batch_size,
+        } => {
+            let dir = match (model_dir, hub_model) {
+                (Some(dir), _) => dir.clone(),
+                (None, Some(repo)) => crate::embed::hub::fetch(repo, hub_revision, &cache_root())
+                    .await
+                    .context("fetching the embedding model")?,
+                (None, None) => default_model_dir(),
+            };
+            Arc::new(
+                LocalEmbedder::start(&dir, *batch_size)
+                    .map_err(|e| UsageError::new(e.to_string()))?,
+            )
+        }
+        EmbedderConfig::Http { endpoint } => {
+            let client = Arc::new(OpenAiClient::new(endpoint, shared.clone())?);
+            clients.push(("similarity".to_string(), client.clone()));
+            Arc::new(HttpEmbedder::new(
+                client,
+                endpoint.model.clone(),
+                endpoint.url.clone(),
+            ))
+        }
+    })
+}
+
+fn uses_endpoints(config: &PipelineConfig, filters: &[FilterConfig]) -> bool {
+    (!config.source.pairs_mode() && matches!(config.generator, GeneratorConfig::Llm(_)))
+        || (config.needs_embedder() && matches!(config.embedder, EmbedderConfig::Http { .. }))
+        || filters.iter().any(|f| matches!(f, FilterConfig::Verify(_)))
+}
+
+impl Pipeline {
+    /// Build every stage; configuration problems are [`UsageError`]s.
+    pub async fn build(mut config: PipelineConfig, out_dir: PathBuf) -> anyhow::Result<Self> {
+        config.validate()?;
+        let task = config.task()?;
+        let filter_configs = config.resolved_filters()?;
+        // The manifest shows the filters actually used.
+        config.filters = Some(filter_configs.clone());
+        let budget = Arc::new(Budget::new(config.budget.clone()));
+        let cache = if uses_endpoints(&config, &filter_configs) {
+            let path = config
+                .cache
+                .path
+                .clone()
+                .unwrap_or_else(|| out_dir.join("cache.sqlite"));
+            Some(Arc::new(ResponseCache::open(&path, config.cache.mode)?))
+        } else {
+            None
+        };
+        let shared = Shared {
+            cache: cache.clone(),
+            budget: budget.clone(),
+            cache_namespace: config.cache.namespace.clone(),
+        };
+        let mut clients = Vec::new();
+        let mut prompts = BTreeMap::new();
+        let generator: Arc<dyn Generator> = if config.source.pairs_mode() {
+            Arc::new(GivenEdits::new(task))
+        } else {
+            match &config.generator {
+                GeneratorConfig::Rules { ops, max_per_op } => Arc::new(RulesGenerator::new(
+                    task,
+                    GeneratorConfig::rule_ops(ops, task),
+                    *max_per_op,
+                )),
+                GeneratorConfig::Llm(llm) => {
+                    let set =
+                        PromptSet::load(task, llm.prompts_dir.as_deref()).map_err(UsageError)?;
+                    prompts.insert(task.name.to_string(), set.sha256.clone());
+                    let client = Arc::new(OpenAiClient::new(&llm.endpoint, shared.clone())?);
+                    clients.push(("generate".to_string(), client.clone()));
+                    Arc::new(LlmGenerator::new(task, (**llm).clone(), client, set))
+                }
+            }
+        };
+        // Captions that name a span and an alternative get the COCO-CON
+        // swap as well.
+        let generator: Arc<dyn Generator> = if task.name == "caption" && !config.source.pairs_mode()
+        {
+            Arc::new(crate::generate::span_swap::SpanSwap::new(generator))
+        } else {
+            generator
+        };
+        let embedder = if config.needs_embedder() {
+            let inner = build_embedder(&config.embedder, &shared, &mut clients).await?;
+            Some(Arc::new(CachedEmbedder::new(inner, EMBED_CACHE_ENTRIES)))
+        } else {
+            None
+        };
+        let mut filters: Vec<Arc<dyn Filter>> = Vec::new();
+        for f in &filter_configs {
+            filters.push(match f {
+                FilterConfig::Verify(v) => {
+                    let set = PromptSet::load_named(
+                        "verify",
+                        &crate::tasks::VERIFY_PROMPTS,
+                        v.prompts_dir.as_deref(),
+                    )
+                    .map_err(UsageError)?;
+                    prompts.insert("verify".to_string(), set.sha256.clone());
+                    let client = Arc::new(OpenAiClient::new(&v.endpoint, shared.clone())?);
+                    clients.push(("verify".to_string(), client.clone()));
+                    Arc::new(Verifier::new(task.name, (**v).clone(), client, set))
+                }
+                FilterConfig::LabelChange => Arc::new(LabelChange),
+                FilterConfig::EditDistance(e) => Arc::new(EditDistance {
+                    bounds: e.bounds(task),
+                    max_word_edits: e.max_word_edits,
+                    max_edit_ratio: e.max_edit_ratio,
+                }),
+                FilterConfig::Similarity { min, max } => Arc::new(SimilarityBand {
+                    min: *min,
+                    max: *max,
+                    embedder: embedder
+                        .clone()
+                        .expect("built when a similarity filter exists"),
+                }),
+            });
+        }
+        Ok(Pipeline {
+            embedder: embedder.as_ref().map(|e| e.describe()),
+            config,
+            out_dir,
+            task,
+            generator,
+            filters,
+            prompts,
+            clients,
+            budget,
+            stop: Arc::new(Stop::default()),
+        })
+    }
+}
