@@ -92,7 +92,7 @@ impl ShardSpec {
 
     /// Does this worker take the source with this id?
     pub fn takes(&self, source_id: &str) -> bool {
-        crate::dedup::near::hash64(&[source_id.as_bytes()]) % u64::from(self.count)
+        crate::text::hash64(&[source_id.as_bytes()]) % u64::from(self.count)
             == u64::from(self.index)
     }
 

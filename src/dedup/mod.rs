@@ -3,7 +3,9 @@
 //! wins" picks the same survivor whatever the concurrency.
 
 pub mod disk;
+mod earlier;
 pub mod exact;
+pub mod minhash;
 pub mod near;
 
 pub use exact::ExactDedup;

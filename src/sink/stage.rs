@@ -511,5 +511,5 @@ impl SinkStage {
 /// mode the given edit too (several rows may share a source id there).
 pub fn source_key(ex: &SourceExample) -> u64 {
     let edited = ex.given.as_ref().map_or("", |g| g.edited.as_str());
-    crate::dedup::near::hash64(&[ex.source_id.as_bytes(), edited.as_bytes()])
+    crate::text::hash64(&[ex.source_id.as_bytes(), edited.as_bytes()])
 }
