@@ -257,40 +257,25 @@ fn rewrite_evenly(
     Ok(())
 }
 
-pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    let workers = workers(&args.dir)?;
-    let first = &workers[0].1;
-    let mut config = first.config.clone();
-    config.shard = None;
-    let task = config.task()?;
-    let rows_per_shard = args
-        .rows_per_shard
-        .unwrap_or(config.sink.rows_per_shard)
-        .max(1);
-    if config.dedup.near.enabled && !config.sink.write_rejected {
-        // A pair a worker's near-dedup turned down is then lost, and one
-        // process might have kept it (its near-duplicate turned down by a
-        // pair of another worker): the merge could not equal one process.
-        return Err(UsageError::new(
-            "the workers ran near-dedup without writing rejected pairs ([sink] write_rejected =              false), so merge cannot decide near-duplicates as one process would; rerun the              workers with rejected pairs written",
-        )
-        .into());
-    }
+/// What the dedup pass decided: the pairs in temporary shards, accepted
+/// and rejected, their counts and the dedup stages' funnel.
+struct Decided {
+    accepted: ShardWriter,
+    rejected: ShardWriter,
+    counts: Counts,
+    dedup_stages: Vec<StageFunnel>,
+}
 
-    std::fs::create_dir_all(&args.into)
-        .with_context(|| format!("creating `{}`", args.into.display()))?;
-    let _lock = crate::runtime::state::lock_folder(&args.into)?;
-    sink::clear_previous_output(&args.into)
-        .with_context(|| format!("clearing `{}`", args.into.display()))?;
-    let work = args
-        .into
-        .join(crate::runtime::state::STATE_DIR)
-        .join("merge");
-    let _ = std::fs::remove_dir_all(&work);
-
-    // Global dedup, source by source, streaming every worker's shards in
-    // the order one process decides them; the indexes spill to disk past
-    // the run's memory share, as in `generate`.
+/// Global dedup, source by source, streaming every worker's shards in the
+/// order one process decides them; the indexes spill to disk past the
+/// run's memory share, as in `generate`.
+fn decide(
+    workers: &[(PathBuf, Manifest)],
+    config: &crate::config::PipelineConfig,
+    task: &'static str,
+    work: &Path,
+    rows_per_shard: usize,
+) -> anyhow::Result<Decided> {
     let mut exact = config
         .dedup
         .exact
@@ -316,12 +301,11 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let mut streams: Vec<ShardStream> = workers
         .iter()
         .flat_map(|(dir, m)| {
-            [&m.shards, &m.rejected_shards]
-                .map(|list| ShardStream::new(dir, list, task.name, window))
+            [&m.shards, &m.rejected_shards].map(|list| ShardStream::new(dir, list, task, window))
         })
         .collect();
-    let mut tmp_accepted = ShardWriter::new(&work, None, Vec::new(), false);
-    let mut tmp_rejected = ShardWriter::new(&work, Some(sink::REJECTED_DIR), Vec::new(), true);
+    let mut tmp_accepted = ShardWriter::new(work, None, Vec::new(), false);
+    let mut tmp_rejected = ShardWriter::new(work, Some(sink::REJECTED_DIR), Vec::new(), true);
     let mut counts = Counts::default();
     each_source(&mut streams, |seq, mut group| {
         group.sort_by_key(|r| r.index);
@@ -377,6 +361,69 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     })?;
     tmp_accepted.flush()?;
     tmp_rejected.flush()?;
+    Ok(Decided {
+        accepted: tmp_accepted,
+        rejected: tmp_rejected,
+        counts,
+        dedup_stages,
+    })
+}
+
+/// The workers' quarantine and dead-letter files, one after another,
+/// streamed.
+fn copy_side_files(workers: &[(PathBuf, Manifest)], into: &Path) -> anyhow::Result<()> {
+    for name in [sink::QUARANTINE, sink::DEAD_LETTER] {
+        let mut out: Option<std::fs::File> = None;
+        for (dir, _) in workers {
+            let Ok(mut f) = std::fs::File::open(dir.join(name)) else {
+                continue;
+            };
+            let to = match &mut out {
+                Some(o) => o,
+                None => out.insert(std::fs::File::create(into.join(name))?),
+            };
+            std::io::copy(&mut f, to)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let workers = workers(&args.dir)?;
+    let first = &workers[0].1;
+    let mut config = first.config.clone();
+    config.shard = None;
+    let task = config.task()?;
+    let rows_per_shard = args
+        .rows_per_shard
+        .unwrap_or(config.sink.rows_per_shard)
+        .max(1);
+    if config.dedup.near.enabled && !config.sink.write_rejected {
+        // A pair a worker's near-dedup turned down is then lost, and one
+        // process might have kept it (its near-duplicate turned down by a
+        // pair of another worker): the merge could not equal one process.
+        return Err(UsageError::new(
+            "the workers ran near-dedup without writing rejected pairs ([sink] write_rejected \
+             = false), so merge cannot decide near-duplicates as one process would; rerun the \
+             workers with rejected pairs written",
+        )
+        .into());
+    }
+
+    std::fs::create_dir_all(&args.into)
+        .with_context(|| format!("creating `{}`", args.into.display()))?;
+    let _lock = crate::runtime::state::lock_folder(&args.into)?;
+    sink::clear_previous_output(&args.into)
+        .with_context(|| format!("clearing `{}`", args.into.display()))?;
+    let work = args
+        .into
+        .join(crate::runtime::state::STATE_DIR)
+        .join("merge");
+    let _ = std::fs::remove_dir_all(&work);
+
+    let decided = decide(&workers, &config, task.name, &work, rows_per_shard)?;
+    let (tmp_accepted, tmp_rejected, mut counts) =
+        (decided.accepted, decided.rejected, decided.counts);
 
     // Counts and funnel: the workers' sums up to the filters, merge's own
     // dedup stages.
@@ -401,7 +448,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         usage.add(&m.usage);
         prompts.extend(m.prompts.clone());
     }
-    funnel.extend(dedup_stages);
+    funnel.extend(decided.dedup_stages);
 
     // Write: evenly sized shards, from the temporary ones.
     let mut accepted = ShardWriter::new(&args.into, None, Vec::new(), false);
@@ -427,20 +474,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         Vec::new()
     };
     std::fs::remove_dir_all(&work).with_context(|| format!("removing `{}`", work.display()))?;
-    // Side files: the workers', one after another.
-    for name in [sink::QUARANTINE, sink::DEAD_LETTER] {
-        let mut out: Option<std::fs::File> = None;
-        for (dir, _) in &workers {
-            let Ok(mut f) = std::fs::File::open(dir.join(name)) else {
-                continue;
-            };
-            let to = match &mut out {
-                Some(o) => o,
-                None => out.insert(std::fs::File::create(args.into.join(name))?),
-            };
-            std::io::copy(&mut f, to)?;
-        }
-    }
+    copy_side_files(&workers, &args.into)?;
     let manifest = Manifest {
         status: "complete".to_string(),
         config,

@@ -86,6 +86,67 @@ pub struct RunSummary {
 }
 
 impl Pipeline {
+    /// The sink on a blocking thread (shard writes with fsync, SQLite
+    /// commits and disk-index I/O block), taking the last stage's output.
+    fn start_sink(
+        &self,
+        state: RunState,
+        resume: &resume::Resume,
+        out_dir: &std::path::Path,
+        write_progress: Arc<progress::StageProgress>,
+        mut stage_rx: mpsc::Receiver<Staged>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<SinkStage>>> {
+        // Sink: the barrier. Dedup in source order, shards, checkpoints.
+        let next_seq = resume.previous.as_ref().map_or(0, |cp| cp.next_seq);
+        let setup = SinkSetup {
+            task: self.task,
+            config: &self.config,
+            filter_stages: self.filters.iter().map(|f| f.stage()).collect(),
+            clients: self.clients.clone(),
+            budget: self.budget.clone(),
+            stop: self.stop.clone(),
+        };
+        let sink = SinkStage::new(
+            &setup,
+            out_dir,
+            state,
+            resume.previous.as_ref(),
+            next_seq,
+            resume.generation,
+        )?;
+        // Shard writes with fsync, SQLite commits and disk-index I/O block:
+        // the sink runs on a blocking thread, off the async workers.
+        Ok(tokio::task::spawn_blocking(move || {
+            let mut sink = sink;
+            while let Some(staged) = stage_rx.blocking_recv() {
+                write_progress.inc(1);
+                sink.take(staged)?;
+            }
+            sink.commit(false)?;
+            anyhow::Ok(sink)
+        }))
+    }
+
+    /// How the run ended, from the reader's and intake's results and the
+    /// stop flag.
+    fn outcome(
+        &self,
+        reader: Result<bool, SourceError>,
+        intake: Result<(), String>,
+        nothing_new: bool,
+    ) -> Outcome {
+        match (reader, intake, self.stop.reason()) {
+            (Err(e), _, _) => Outcome::Failed(e.to_string()),
+            (_, Err(e), _) => Outcome::Failed(e),
+            (_, _, Some(reason)) => Outcome::Stopped(reason),
+            (Ok(true), Ok(()), None) if nothing_new => Outcome::AlreadyComplete,
+            (Ok(true), Ok(()), None) => Outcome::Complete,
+            (Ok(false), Ok(()), None) => {
+                Outcome::Failed("the pipeline stopped before the end of the input".into())
+            }
+        }
+    }
+
     /// What the manifest says about the run itself; the sink adds what it
     /// counted and wrote.
     fn manifest_head(&self, started_unix: u64, outcome: &Outcome) -> Manifest {
@@ -202,36 +263,13 @@ impl Pipeline {
             ));
         }
 
-        // Sink: the barrier. Dedup in source order, shards, checkpoints.
-        let next_seq = resume.previous.as_ref().map_or(0, |cp| cp.next_seq);
-        let setup = SinkSetup {
-            task: self.task,
-            config: &self.config,
-            filter_stages: self.filters.iter().map(|f| f.stage()).collect(),
-            clients: self.clients.clone(),
-            budget: self.budget.clone(),
-            stop: self.stop.clone(),
-        };
-        let sink = SinkStage::new(
-            &setup,
-            &out_dir,
+        let sink_task = self.start_sink(
             state,
-            resume.previous.as_ref(),
-            next_seq,
-            resume.generation,
+            &resume,
+            &out_dir,
+            progress.stage(2 + self.filters.len()),
+            stage_rx,
         )?;
-        let write_progress = progress.stage(2 + self.filters.len());
-        // Shard writes with fsync, SQLite commits and disk-index I/O block:
-        // the sink runs on a blocking thread, off the async workers.
-        let sink_task = tokio::task::spawn_blocking(move || {
-            let mut sink = sink;
-            while let Some(staged) = stage_rx.blocking_recv() {
-                write_progress.inc(1);
-                sink.take(staged)?;
-            }
-            sink.commit(false)?;
-            anyhow::Ok(sink)
-        });
 
         let reader_result = reader.await.context("reader thread panicked")?;
         let intake_result = intake.await.context("intake task panicked")?;
@@ -250,18 +288,8 @@ impl Pipeline {
         }
         progress.finish();
 
-        let outcome = match (reader_result, intake_result, self.stop.reason()) {
-            (Err(e), _, _) => Outcome::Failed(e.to_string()),
-            (_, Err(e), _) => Outcome::Failed(e),
-            (_, _, Some(reason)) => Outcome::Stopped(reason),
-            (Ok(true), Ok(()), None) if resume.incremental && sink.taken == 0 => {
-                Outcome::AlreadyComplete
-            }
-            (Ok(true), Ok(()), None) => Outcome::Complete,
-            (Ok(false), Ok(()), None) => {
-                Outcome::Failed("the pipeline stopped before the end of the input".into())
-            }
-        };
+        let nothing_new = resume.incremental && sink.taken == 0;
+        let outcome = self.outcome(reader_result, intake_result, nothing_new);
         sink.elapsed_s += started.elapsed().as_secs_f64();
         if matches!(outcome, Outcome::Complete | Outcome::AlreadyComplete) {
             sink.commit(true)?;
