@@ -78,77 +78,8 @@ pub fn to_config(args: &GenerateArgs) -> Result<PipelineConfig, UsageError> {
         Some("parquet") => Some(SourceFormat::Parquet),
         _ => None,
     };
-    let generator = match (&args.llm_url, &args.model) {
-        (Some(url), Some(model)) => GeneratorConfig::Llm(Box::new(LlmGeneratorConfig {
-            endpoint: EndpointConfig {
-                requests_per_minute: args.rpm,
-                tokens_per_minute: args.tpm,
-                max_concurrent: args.max_concurrent_requests,
-                ..endpoint(url.clone(), model.clone(), args.api_key_env.clone(), args)
-            },
-            bad_reply_retries: args
-                .bad_reply_retries
-                .unwrap_or_else(d::default_bad_reply_retries),
-            reseed_bad_replies: args.reseed_bad_replies,
-            types: args.types.clone(),
-            per_type: args.per_type.unwrap_or_else(d::default_per_type),
-            n: args.n.unwrap_or_else(d::default_n),
-            temperature: args.temperature.unwrap_or_else(d::default_temperature),
-            top_p: None,
-            seed: args.seed,
-            max_tokens: args
-                .max_completion_tokens
-                .unwrap_or_else(d::default_max_tokens),
-            prompts_dir: args.prompts_dir.clone(),
-        })),
-        _ => {
-            let ops = if args.ops.is_empty() {
-                None
-            } else {
-                Some(
-                    args.ops
-                        .iter()
-                        .map(|name| {
-                            RuleOp::ALL
-                                .into_iter()
-                                .find(|op| op.name() == name.trim())
-                                .ok_or_else(|| {
-                                    let all: Vec<&str> =
-                                        RuleOp::ALL.iter().map(|o| o.name()).collect();
-                                    UsageError::new(format!(
-                                        "--ops: unknown operation `{name}`; expected: {}",
-                                        all.join(", ")
-                                    ))
-                                })
-                        })
-                        .collect::<Result<_, _>>()?,
-                )
-            };
-            GeneratorConfig::Rules {
-                ops,
-                max_per_op: args.max_per_op.unwrap_or_else(d::default_max_per_op),
-            }
-        }
-    };
-    let embedder = match (&args.embed_url, &args.embed_model) {
-        (Some(url), Some(model)) => EmbedderConfig::Http {
-            endpoint: endpoint(
-                url.clone(),
-                model.clone(),
-                args.embed_api_key_env.clone(),
-                args,
-            ),
-        },
-        _ => EmbedderConfig::Local {
-            model_dir: args.model_dir.clone(),
-            hub_model: args.hub_model.clone(),
-            hub_revision: args
-                .hub_revision
-                .clone()
-                .unwrap_or_else(d::default_hub_revision),
-            batch_size: d::default_embed_batch(),
-        },
-    };
+    let generator = generator(args)?;
+    let embedder = embedder(args);
     let d = task.filters;
     // Unset bounds are filled in from the task when the filters resolve.
     let edit = EditDistanceConfig {
@@ -228,4 +159,84 @@ pub fn to_config(args: &GenerateArgs) -> Result<PipelineConfig, UsageError> {
         shard: None,
     };
     Ok(config)
+}
+
+/// `--llm-url`/`--model` make the LLM generator, else the rules.
+fn generator(args: &GenerateArgs) -> Result<GeneratorConfig, UsageError> {
+    Ok(match (&args.llm_url, &args.model) {
+        (Some(url), Some(model)) => GeneratorConfig::Llm(Box::new(LlmGeneratorConfig {
+            endpoint: EndpointConfig {
+                requests_per_minute: args.rpm,
+                tokens_per_minute: args.tpm,
+                max_concurrent: args.max_concurrent_requests,
+                ..endpoint(url.clone(), model.clone(), args.api_key_env.clone(), args)
+            },
+            bad_reply_retries: args
+                .bad_reply_retries
+                .unwrap_or_else(d::default_bad_reply_retries),
+            reseed_bad_replies: args.reseed_bad_replies,
+            types: args.types.clone(),
+            per_type: args.per_type.unwrap_or_else(d::default_per_type),
+            n: args.n.unwrap_or_else(d::default_n),
+            temperature: args.temperature.unwrap_or_else(d::default_temperature),
+            top_p: None,
+            seed: args.seed,
+            max_tokens: args
+                .max_completion_tokens
+                .unwrap_or_else(d::default_max_tokens),
+            prompts_dir: args.prompts_dir.clone(),
+        })),
+        _ => {
+            let ops = if args.ops.is_empty() {
+                None
+            } else {
+                Some(
+                    args.ops
+                        .iter()
+                        .map(|name| {
+                            RuleOp::ALL
+                                .into_iter()
+                                .find(|op| op.name() == name.trim())
+                                .ok_or_else(|| {
+                                    let all: Vec<&str> =
+                                        RuleOp::ALL.iter().map(|o| o.name()).collect();
+                                    UsageError::new(format!(
+                                        "--ops: unknown operation `{name}`; expected: {}",
+                                        all.join(", ")
+                                    ))
+                                })
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            };
+            GeneratorConfig::Rules {
+                ops,
+                max_per_op: args.max_per_op.unwrap_or_else(d::default_max_per_op),
+            }
+        }
+    })
+}
+
+/// `--embed-url`/`--embed-model` make the HTTP embedder, else the local
+/// model.
+fn embedder(args: &GenerateArgs) -> EmbedderConfig {
+    match (&args.embed_url, &args.embed_model) {
+        (Some(url), Some(model)) => EmbedderConfig::Http {
+            endpoint: endpoint(
+                url.clone(),
+                model.clone(),
+                args.embed_api_key_env.clone(),
+                args,
+            ),
+        },
+        _ => EmbedderConfig::Local {
+            model_dir: args.model_dir.clone(),
+            hub_model: args.hub_model.clone(),
+            hub_revision: args
+                .hub_revision
+                .clone()
+                .unwrap_or_else(d::default_hub_revision),
+            batch_size: d::default_embed_batch(),
+        },
+    }
 }
