@@ -193,71 +193,12 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
         .to_ascii_lowercase();
     let text = std::fs::read_to_string(path)
         .map_err(|e| crate::UsageError::new(format!("reading `{name}`: {e}")))?;
+    if ext == "csv" {
+        return csv_annotations(path, &name, &text);
+    }
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     let mut push = |a: Annotation| ok.push(a);
-    if ext == "csv" {
-        let mut r = csv::ReaderBuilder::new()
-            .flexible(false)
-            .from_reader(text.as_bytes());
-        let header = r.headers()?.clone();
-        let col = |n: &str| header.iter().position(|h| h == n);
-        let (Some(id_col), Some(v_col)) = (col("pair_id"), col("verdict")) else {
-            return Err(crate::UsageError::new(format!(
-                "`{name}`: the header needs `pair_id` and `verdict` columns"
-            ))
-            .into());
-        };
-        let (c_col, a_col, l_col) = (col("corrected"), col("annotator"), col("new_label"));
-        // A spreadsheet without an annotator column is one person: the
-        // file's, so two such files are two reviewers.
-        let default_annotator = path
-            .file_stem()
-            .map_or_else(|| "csv".to_string(), |s| s.to_string_lossy().into_owned());
-        let mut last_line = 1;
-        for rec in r.records() {
-            // The line the record starts on, counting newlines inside
-            // quoted fields.
-            let line = match &rec {
-                Ok(r) => r.position().map(|p| p.line()),
-                Err(e) => e.position().map(|p| p.line()),
-            }
-            .unwrap_or(last_line + 1);
-            last_line = line;
-            let origin = format!("{name}:{line}");
-            let rec = match rec {
-                Ok(r) => r,
-                Err(e) => {
-                    bad.push(Invalid {
-                        origin,
-                        field: "(row)".into(),
-                        problem: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let get = |c: Option<usize>| {
-                c.and_then(|c| rec.get(c))
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            };
-            let Some(verdict) = get(Some(v_col)) else {
-                continue;
-            };
-            push(Annotation {
-                pair_id: get(Some(id_col)).unwrap_or_default(),
-                annotator: get(a_col).unwrap_or_else(|| default_annotator.clone()),
-                verdict: verdict.to_lowercase(),
-                corrected: get(c_col),
-                label: get(l_col),
-                queue: "csv".into(),
-                source: String::new(),
-                origin,
-            });
-        }
-        return Ok((ok, bad));
-    }
     // JSONL (ours or Argilla's) or a JSON array of Argilla records.
     let values: Vec<(u64, Result<Value, String>)> = if text.trim_start().starts_with('[') {
         match serde_json::from_str::<Vec<Value>>(&text) {
@@ -372,6 +313,78 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
             corrected: opt_str(&v["corrected"]),
             label: opt_str(&v["new_label"]),
             queue: "jsonl".into(),
+            source: String::new(),
+            origin,
+        });
+    }
+    Ok((ok, bad))
+}
+
+/// Decisions from a filled CSV: `pair_id` and `verdict` columns, with
+/// `corrected`, `annotator` and `new_label` when present.
+fn csv_annotations(
+    path: &Path,
+    name: &str,
+    text: &str,
+) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    let mut push = |a: Annotation| ok.push(a);
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header = r.headers()?.clone();
+    let col = |n: &str| header.iter().position(|h| h == n);
+    let (Some(id_col), Some(v_col)) = (col("pair_id"), col("verdict")) else {
+        return Err(crate::UsageError::new(format!(
+            "`{name}`: the header needs `pair_id` and `verdict` columns"
+        ))
+        .into());
+    };
+    let (c_col, a_col, l_col) = (col("corrected"), col("annotator"), col("new_label"));
+    // A spreadsheet without an annotator column is one person: the
+    // file's, so two such files are two reviewers.
+    let default_annotator = path
+        .file_stem()
+        .map_or_else(|| "csv".to_string(), |s| s.to_string_lossy().into_owned());
+    let mut last_line = 1;
+    for rec in r.records() {
+        // The line the record starts on, counting newlines inside
+        // quoted fields.
+        let line = match &rec {
+            Ok(r) => r.position().map(|p| p.line()),
+            Err(e) => e.position().map(|p| p.line()),
+        }
+        .unwrap_or(last_line + 1);
+        last_line = line;
+        let origin = format!("{name}:{line}");
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                bad.push(Invalid {
+                    origin,
+                    field: "(row)".into(),
+                    problem: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let get = |c: Option<usize>| {
+            c.and_then(|c| rec.get(c))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let Some(verdict) = get(Some(v_col)) else {
+            continue;
+        };
+        push(Annotation {
+            pair_id: get(Some(id_col)).unwrap_or_default(),
+            annotator: get(a_col).unwrap_or_else(|| default_annotator.clone()),
+            verdict: verdict.to_lowercase(),
+            corrected: get(c_col),
+            label: get(l_col),
+            queue: "csv".into(),
             source: String::new(),
             origin,
         });
