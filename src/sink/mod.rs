@@ -5,6 +5,7 @@
 //! Every file is written under a temporary name and renamed into place, so
 //! a reader never sees half a shard.
 
+pub mod columns;
 pub mod manifest;
 pub mod shards;
 pub mod stage;
