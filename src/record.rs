@@ -154,6 +154,28 @@ impl SourceExample {
     }
 }
 
+/// Why a stage could not do its work on a source (not a rejection of a
+/// candidate): a spent budget stops the run there; anything else sends the
+/// source to the dead letters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StageError {
+    /// A budget ran out; the message says which.
+    #[error("{0}")]
+    Budget(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl StageError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        StageError::Failed(message.into())
+    }
+}
+
+/// The rejection reason of the candidates a stage could not judge because
+/// it failed on their source (counted as failures, not rejections).
+pub const FAILED: &str = "error";
+
 /// Why a stage turned a candidate down.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rejection {

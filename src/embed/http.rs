@@ -35,7 +35,10 @@ impl Embedder for HttpEmbedder {
                     .client
                     .embeddings(&self.model, chunk)
                     .await
-                    .map_err(|e| EmbedError::Endpoint(e.to_string()))?;
+                    .map_err(|e| match e {
+                        crate::llm::LlmError::Budget(b) => EmbedError::Budget(b),
+                        e => EmbedError::Endpoint(e.to_string()),
+                    })?;
                 out.extend(v);
             }
             Ok(out)

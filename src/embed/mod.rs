@@ -21,6 +21,17 @@ pub enum EmbedError {
     Model(String),
     #[error("embedding endpoint: {0}")]
     Endpoint(String),
+    #[error(transparent)]
+    Budget(#[from] crate::llm::budget::BudgetExhausted),
+}
+
+impl From<EmbedError> for crate::record::StageError {
+    fn from(e: EmbedError) -> Self {
+        match e {
+            EmbedError::Budget(b) => crate::record::StageError::Budget(b.to_string()),
+            other => crate::record::StageError::Failed(other.to_string()),
+        }
+    }
 }
 
 /// Turns texts into vectors (L2-normalised for the local model).

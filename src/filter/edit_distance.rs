@@ -96,7 +96,10 @@ impl Filter for EditDistance {
         STAGE
     }
 
-    fn apply<'a>(&'a self, batch: &'a mut SourceBatch) -> BoxFuture<'a, Result<(), String>> {
+    fn apply<'a>(
+        &'a self,
+        batch: &'a mut SourceBatch,
+    ) -> BoxFuture<'a, Result<(), crate::record::StageError>> {
         let example = batch.example.clone();
         let anchor = example_stems(&example);
         for c in batch.candidates.iter_mut().filter(|c| !c.is_rejected()) {

@@ -16,7 +16,10 @@ impl Filter for LabelChange {
         "label_change"
     }
 
-    fn apply<'a>(&'a self, batch: &'a mut SourceBatch) -> BoxFuture<'a, Result<(), String>> {
+    fn apply<'a>(
+        &'a self,
+        batch: &'a mut SourceBatch,
+    ) -> BoxFuture<'a, Result<(), crate::record::StageError>> {
         for c in batch.candidates.iter_mut().filter(|c| !c.is_rejected()) {
             if c.relation != Relation::Flip {
                 continue;

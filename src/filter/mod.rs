@@ -25,5 +25,8 @@ pub trait Filter: Send + Sync {
     /// Score and possibly reject the batch's live candidates. An `Err` is an
     /// infrastructure failure (an embedder that did not answer), not a
     /// verdict on the candidates.
-    fn apply<'a>(&'a self, batch: &'a mut SourceBatch) -> BoxFuture<'a, Result<(), String>>;
+    fn apply<'a>(
+        &'a self,
+        batch: &'a mut SourceBatch,
+    ) -> BoxFuture<'a, Result<(), crate::record::StageError>>;
 }

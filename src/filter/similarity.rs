@@ -23,7 +23,10 @@ impl Filter for SimilarityBand {
         "similarity"
     }
 
-    fn apply<'a>(&'a self, batch: &'a mut SourceBatch) -> BoxFuture<'a, Result<(), String>> {
+    fn apply<'a>(
+        &'a self,
+        batch: &'a mut SourceBatch,
+    ) -> BoxFuture<'a, Result<(), crate::record::StageError>> {
         Box::pin(async move {
             let live: Vec<usize> = (0..batch.candidates.len())
                 .filter(|&i| !batch.candidates[i].is_rejected())
@@ -56,7 +59,7 @@ impl Filter for SimilarityBand {
                 .embedder
                 .embed_all(&refs)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(crate::record::StageError::from)?;
             for (k, &i) in live.iter().enumerate() {
                 let c = &mut batch.candidates[i];
                 // Round so the stored score is what was compared.

@@ -33,7 +33,7 @@ enum Unjudged {
     Unusable(String),
     /// The endpoint failed (or the budget ran out): the source is
     /// dead-lettered (or the run stops), not judged.
-    Failed(String),
+    Failed(crate::record::StageError),
 }
 
 impl Verifier {
@@ -77,9 +77,11 @@ impl Verifier {
     }
 
     async fn judge(&self, example: &SourceExample, c: &Candidate) -> Result<Verdict, Unjudged> {
-        let messages = self
-            .messages(example, c)
-            .map_err(|e| Unjudged::Failed(format!("rendering the verify prompt: {e}")))?;
+        let messages = self.messages(example, c).map_err(|e| {
+            Unjudged::Failed(crate::record::StageError::failed(format!(
+                "rendering the verify prompt: {e}"
+            )))
+        })?;
         let body = json!({
             "model": self.config.endpoint.model,
             "messages": messages,
@@ -97,9 +99,14 @@ impl Verifier {
                 .chat_json(&body, "verdict", &self.prompts.schema, variant)
                 .await
                 .map_err(|(e, attempts)| {
-                    Unjudged::Failed(format!(
-                        "verify request failed after {attempts} attempts: {e}"
-                    ))
+                    Unjudged::Failed(match e {
+                        crate::llm::LlmError::Budget(b) => {
+                            crate::record::StageError::Budget(b.to_string())
+                        }
+                        e => crate::record::StageError::failed(format!(
+                            "verify request failed after {attempts} attempts: {e}"
+                        )),
+                    })
                 })?;
             match parse_verdict(&self.prompts.schema, &reply.content) {
                 Ok(v) => return Ok(v),
@@ -145,7 +152,7 @@ impl Filter for Verifier {
     fn apply<'a>(
         &'a self,
         batch: &'a mut crate::record::SourceBatch,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), crate::record::StageError>> {
         Box::pin(async move {
             let example = batch.example.clone();
             let live: Vec<usize> = (0..batch.candidates.len())

@@ -177,7 +177,7 @@ impl LlmGenerator {
                 .chat_json(&body, &name, &self.prompts.schema, variant)
                 .await
                 .map_err(|(err, attempts)| GenerateFailure {
-                    error: err.to_string(),
+                    error: err.into(),
                     attempts,
                 })?;
             let parsed = self
@@ -281,7 +281,7 @@ impl Generator for LlmGenerator {
                     Ok(m) => m,
                     Err(e) => {
                         out.failure = Some(GenerateFailure {
-                            error: e.to_string(),
+                            error: crate::record::StageError::failed(e.to_string()),
                             attempts: 0,
                         });
                         return out;

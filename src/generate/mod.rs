@@ -28,7 +28,7 @@ pub struct Generated {
 
 #[derive(Debug, Clone)]
 pub struct GenerateFailure {
-    pub error: String,
+    pub error: crate::record::StageError,
     pub attempts: u32,
 }
 

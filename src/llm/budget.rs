@@ -35,17 +35,6 @@ pub struct BudgetConfig {
 #[error("budget reached: {0}")]
 pub struct BudgetExhausted(pub String);
 
-/// How a spent budget reads inside any error text that passed through a
-/// stage (`BudgetExhausted`'s display starts with it): the sink recognises
-/// it and stops the run there instead of dead-lettering the source.
-pub const BUDGET_REACHED: &str = "budget reached: ";
-
-/// The budget message inside a stage's error text, if the error was a
-/// spent budget.
-pub fn budget_message(error: &str) -> Option<&str> {
-    error.find(BUDGET_REACHED).map(|i| &error[i..])
-}
-
 /// Usage so far, shared by every client of a run.
 #[derive(Default)]
 pub struct Budget {
@@ -121,15 +110,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_spent_budget_is_recognisable_inside_any_error_text() {
-        let e = BudgetExhausted("max_requests = 3".into()).to_string();
-        assert!(e.starts_with(BUDGET_REACHED));
-        let wrapped = format!("embedding endpoint: {e}");
+    fn a_spent_budget_stays_a_budget_through_every_stage_error() {
+        use crate::record::StageError;
+        let b = BudgetExhausted("max_requests = 3".into());
+        let via_llm: StageError = crate::llm::LlmError::Budget(b.clone()).into();
         assert_eq!(
-            budget_message(&wrapped),
-            Some("budget reached: max_requests = 3")
+            via_llm,
+            StageError::Budget("budget reached: max_requests = 3".into())
         );
-        assert_eq!(budget_message("HTTP 500"), None);
+        let via_embed: StageError = crate::embed::EmbedError::Budget(b).into();
+        assert!(matches!(via_embed, StageError::Budget(_)));
+        let other: StageError = crate::llm::LlmError::Transport {
+            url: "u".into(),
+            message: "budget reached: in the text only".into(),
+        }
+        .into();
+        assert!(
+            matches!(other, StageError::Failed(_)),
+            "recognised by type, not by text"
+        );
     }
 
     #[test]

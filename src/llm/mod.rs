@@ -54,6 +54,15 @@ pub enum LlmError {
     Cache(#[from] cache::CacheError),
 }
 
+impl From<LlmError> for crate::record::StageError {
+    fn from(e: LlmError) -> Self {
+        match e {
+            LlmError::Budget(b) => crate::record::StageError::Budget(b.to_string()),
+            other => crate::record::StageError::Failed(other.to_string()),
+        }
+    }
+}
+
 impl LlmError {
     /// Worth another attempt: rate limits, server errors, timeouts, dropped
     /// connections and garbled replies. Other 4xx answers will not change

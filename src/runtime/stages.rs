@@ -16,7 +16,7 @@ use super::window;
 use crate::config::PipelineConfig;
 use crate::filter::Filter;
 use crate::generate::Generator;
-use crate::record::{SourceBatch, SourceExample};
+use crate::record::{FAILED, SourceBatch, SourceExample};
 use crate::sink::stage::{Staged, Stop, source_key};
 use crate::source::{BadRow, SourceError, SourceItem};
 
@@ -186,7 +186,7 @@ pub(super) fn spawn_filter(
                     && let Err(e) = filter.apply(batch).await
                 {
                     for c in batch.candidates.iter_mut().filter(|c| !c.is_rejected()) {
-                        c.reject(filter.stage(), "error", e.clone());
+                        c.reject(filter.stage(), FAILED, e.to_string());
                     }
                     failures.push((filter.stage().to_string(), e));
                 }

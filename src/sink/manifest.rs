@@ -96,7 +96,7 @@ pub fn count_pair(stages: &mut [StageFunnel], rejection: Option<&crate::record::
         stage.in_ += 1;
         match rejection {
             Some(r) if Some(i) == stop => {
-                if r.reason == "error" {
+                if r.reason == crate::record::FAILED {
                     stage.failed += 1;
                 } else {
                     stage.reject(&r.reason);

@@ -17,7 +17,7 @@ use crate::dedup::{ExactDedup, NearDedup};
 use crate::generate::Generated;
 use crate::llm::OpenAiClient;
 use crate::llm::budget::Budget;
-use crate::record::{SourceBatch, SourceExample};
+use crate::record::{SourceBatch, SourceExample, StageError};
 use crate::runtime::state::{self, Checkpoint, DeadUpdate, RunState};
 use crate::sink::manifest::{Counts, StageFunnel, StageUsage, Usage, count_pair};
 use crate::sink::{self, JsonlFile, Manifest, ShardWriter};
@@ -77,7 +77,7 @@ pub enum Staged {
     Source {
         batch: SourceBatch,
         generated: Generated,
-        failures: Vec<(String, String)>,
+        failures: Vec<(String, StageError)>,
     },
     /// A bad row on its way to quarantine.
     Bad(BadRow),
@@ -238,7 +238,7 @@ impl SinkStage {
     fn dead_source(
         &mut self,
         ex: &SourceExample,
-        failures: &[(&str, &str, u32)],
+        failures: &[(&str, String, u32)],
     ) -> anyhow::Result<bool> {
         let key = source_key(ex);
         let earlier = self.dead.get(&key).copied();
@@ -319,9 +319,12 @@ impl SinkStage {
         let budget_hit = generated
             .failure
             .iter()
-            .map(|f| f.error.as_str())
-            .chain(failures.iter().map(|(_, e)| e.as_str()))
-            .find_map(|e| crate::llm::budget::budget_message(e).map(str::to_string));
+            .map(|f| &f.error)
+            .chain(failures.iter().map(|(_, e)| e))
+            .find_map(|e| match e {
+                StageError::Budget(why) => Some(why.clone()),
+                StageError::Failed(_) => None,
+            });
         if let Some(why) = budget_hit {
             // Not this source, nor any after it: a rerun picks up here.
             self.halted = true;
@@ -348,11 +351,11 @@ impl SinkStage {
         self.counts.candidates += produced;
         // Candidates made before a failure still count; a failed source
         // is dead-lettered and not marked done, for a later run to retry.
-        let mut failed: Vec<(&str, &str, u32)> = Vec::new();
+        let mut failed: Vec<(&str, String, u32)> = Vec::new();
         if let Some(f) = &generated.failure {
-            failed.push(("generate", &f.error, f.attempts));
+            failed.push(("generate", f.error.to_string(), f.attempts));
         }
-        failed.extend(failures.iter().map(|(s, e)| (s.as_str(), e.as_str(), 1)));
+        failed.extend(failures.iter().map(|(s, e)| (s.as_str(), e.to_string(), 1)));
         let key = source_key(&example);
         if failed.is_empty() {
             self.new_sources.push(key);
