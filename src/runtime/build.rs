@@ -111,8 +111,7 @@ impl Pipeline {
         };
         // Captions that name a span and an alternative get the COCO-CON
         // swap as well.
-        let generator: Arc<dyn Generator> = if task.name == "caption" && !config.source.pairs_mode()
-        {
+        let generator: Arc<dyn Generator> = if task.span_swap && !config.source.pairs_mode() {
             Arc::new(crate::generate::span_swap::SpanSwap::new(generator))
         } else {
             generator

@@ -147,8 +147,11 @@ pub struct TaskPreset {
     pub meaning: LabelMeaning,
     /// The rules operations on by default: those a careful reader judged
     /// at least 80% valid on real originals of the task (docs/BENCHMARKS.md,
-    /// "Validity of rules edits").
+    /// "What foil makes").
     pub rule_ops: &'static [&'static str],
+    /// Whether the task's inputs may name a span and its alternative, for
+    /// the COCO-CON span swap to run beside the generator.
+    pub span_swap: bool,
     pub edit_types: &'static [&'static str],
     pub reply: ReplyFields,
     pub prompts: PromptFiles,
@@ -197,6 +200,7 @@ pub const PRESETS: &[TaskPreset] = &[
         // Negation acts only on yes/no questions (answer flipped); every
         // other operation was judged below 80% valid on real questions.
         rule_ops: &["negation"],
+        span_swap: false,
         edit_types: &[
             "entity",
             "attribute",
@@ -237,6 +241,7 @@ pub const PRESETS: &[TaskPreset] = &[
         label: LabelKind::Unlabelled,
         meaning: LabelMeaning::Depiction,
         rule_ops: &["negation", "antonym", "number", "gender"],
+        span_swap: true,
         edit_types: &[
             "object",
             "action",
@@ -272,6 +277,7 @@ pub const PRESETS: &[TaskPreset] = &[
         label: LabelKind::Classes(&["entailment", "neutral", "contradiction"]),
         meaning: LabelMeaning::Inference,
         rule_ops: &["negation", "number", "quantifier"],
+        span_swap: false,
         edit_types: &[
             "negation",
             "negation_scope",
@@ -303,6 +309,7 @@ pub const PRESETS: &[TaskPreset] = &[
         label: LabelKind::Binary("true", "false"),
         meaning: LabelMeaning::Truth,
         rule_ops: &["negation", "number", "quantifier", "comparative", "gender"],
+        span_swap: false,
         edit_types: &[
             "entity",
             "attribute",
@@ -335,6 +342,7 @@ pub const PRESETS: &[TaskPreset] = &[
         // Not measured (no labelled real originals); every edit but a gender
         // swap is routed to review.
         rule_ops: &["negation", "gender"],
+        span_swap: false,
         edit_types: &[
             "negation",
             "quantifier",
