@@ -297,13 +297,30 @@ impl Candidate {
             edited_field: edited_field.to_string(),
             original,
             edited,
-            context_edits: BTreeMap::new(),
-            edited_context: None,
             original_label: example.field("label").map(str::to_string),
-            edited_label: None,
             relation,
             edit_type: edit_type.into(),
             generator: generator.into(),
+            ..Candidate::blank()
+        }
+    }
+
+    /// A candidate with every field empty (a flip of the `text` field):
+    /// what a reader fills in column by column.
+    pub fn blank() -> Self {
+        Candidate {
+            pair_id: String::new(),
+            source_id: String::new(),
+            edited_field: "text".into(),
+            original: String::new(),
+            edited: String::new(),
+            context_edits: BTreeMap::new(),
+            edited_context: None,
+            original_label: None,
+            edited_label: None,
+            relation: Relation::Flip,
+            edit_type: String::new(),
+            generator: String::new(),
             prompt_sha256: None,
             temperature: None,
             seed: None,

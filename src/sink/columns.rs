@@ -6,7 +6,7 @@
 use polars::prelude::*;
 
 use super::shards::{Row, col_f64s, col_strs, col_u64s};
-use crate::record::{Candidate, Rejection, Relation, Scores, VerifyScores};
+use crate::record::{Candidate, Rejection, Relation, VerifyScores};
 
 /// A cell of a fixed column.
 pub enum Cell {
@@ -362,29 +362,7 @@ pub fn to_frame(rows: &[Row], with_rejection: bool) -> PolarsResult<DataFrame> {
 
 fn empty_row(task: &'static str) -> Row {
     Row {
-        candidate: Candidate {
-            pair_id: String::new(),
-            source_id: String::new(),
-            edited_field: "text".into(),
-            original: String::new(),
-            edited: String::new(),
-            context_edits: Default::default(),
-            edited_context: None,
-            original_label: None,
-            edited_label: None,
-            relation: Relation::Flip,
-            edit_type: String::new(),
-            generator: String::new(),
-            prompt_sha256: None,
-            temperature: None,
-            seed: None,
-            rationale: None,
-            source_span: None,
-            target_span: None,
-            needs_review: None,
-            scores: Scores::default(),
-            rejection: None,
-        },
+        candidate: Candidate::blank(),
         task,
         context: None,
         passthrough: Vec::new(),
