@@ -144,6 +144,32 @@ impl PipelineConfig {
         if self.concurrency == 0 {
             return Err(UsageError::new("`concurrency` must be at least 1"));
         }
+        self.check_source(task)?;
+        for f in self.resolved_filters()? {
+            self.check_filter(f, task)?;
+        }
+        if let Some(s) = &self.shard {
+            s.check()?;
+        }
+        if self.dedup.near.enabled {
+            self.dedup.near.validate().map_err(UsageError::new)?;
+        } else if !self.dedup.near.against.is_empty() {
+            return Err(UsageError::new(
+                "dedup.near.against needs near-duplicate dedup (dedup.near.enabled = true)",
+            ));
+        }
+        self.check_budget()?;
+        self.check_generator(task)?;
+        if let EmbedderConfig::Http { endpoint } = &self.embedder {
+            check_endpoint("embedder", endpoint)?;
+        }
+        if self.sink.rows_per_shard == 0 {
+            return Err(UsageError::new("sink.rows_per_shard must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn check_source(&self, task: &TaskPreset) -> Result<(), UsageError> {
         self.source.resolved_format()?;
         for field in self.source.fields.keys() {
             if task.field(field).is_none() {
@@ -171,65 +197,61 @@ impl PipelineConfig {
                 )));
             }
         }
-        for f in self.resolved_filters()? {
-            match f {
-                FilterConfig::LabelChange => {}
-                FilterConfig::EditDistance(e) => {
-                    if let Some(problem) = e.bounds(task).problem() {
-                        return Err(UsageError::new(format!("filters.edit_distance: {problem}")));
-                    }
-                    if e.max_word_edits == Some(0)
-                        || e.max_edit_ratio.is_some_and(|r| r.is_nan() || r <= 0.0)
-                    {
-                        return Err(UsageError::new(
-                            "filters.edit_distance: max_word_edits and max_edit_ratio must be \
-                             above 0 (a zero bound would reject every edit)",
-                        ));
-                    }
+        Ok(())
+    }
+
+    fn check_filter(&self, f: FilterConfig, task: &TaskPreset) -> Result<(), UsageError> {
+        match f {
+            FilterConfig::LabelChange => {}
+            FilterConfig::EditDistance(e) => {
+                if let Some(problem) = e.bounds(task).problem() {
+                    return Err(UsageError::new(format!("filters.edit_distance: {problem}")));
                 }
-                FilterConfig::Similarity { min, max } => {
-                    if !(-1.0..=1.0).contains(&min) || !(-1.0..=1.0).contains(&max) || min > max {
-                        return Err(UsageError::new(format!(
-                            "filters.similarity: need -1 <= min <= max <= 1, got min = {min}, \
-                             max = {max}"
-                        )));
-                    }
+                if e.max_word_edits == Some(0)
+                    || e.max_edit_ratio.is_some_and(|r| r.is_nan() || r <= 0.0)
+                {
+                    return Err(UsageError::new(
+                        "filters.edit_distance: max_word_edits and max_edit_ratio must be \
+                         above 0 (a zero bound would reject every edit)",
+                    ));
                 }
-                FilterConfig::Verify(v) => {
-                    check_endpoint("filters.verify", &v.endpoint)?;
-                    if let GeneratorConfig::Llm(g) = &self.generator
-                        && v.independent
-                        && g.endpoint.model == v.endpoint.model
-                        && g.endpoint.url.trim_end_matches('/')
-                            == v.endpoint.url.trim_end_matches('/')
-                    {
+            }
+            FilterConfig::Similarity { min, max } => {
+                if !(-1.0..=1.0).contains(&min) || !(-1.0..=1.0).contains(&max) || min > max {
+                    return Err(UsageError::new(format!(
+                        "filters.similarity: need -1 <= min <= max <= 1, got min = {min}, \
+                         max = {max}"
+                    )));
+                }
+            }
+            FilterConfig::Verify(v) => {
+                check_endpoint("filters.verify", &v.endpoint)?;
+                if let GeneratorConfig::Llm(g) = &self.generator
+                    && v.independent
+                    && g.endpoint.model == v.endpoint.model
+                    && g.endpoint.url.trim_end_matches('/') == v.endpoint.url.trim_end_matches('/')
+                {
+                    return Err(UsageError::new(format!(
+                        "filters.verify: independent = true, but the judge is the \
+                         generator's model `{}` at the same endpoint; give the judge \
+                         another model or endpoint",
+                        v.endpoint.model
+                    )));
+                }
+                for (name, t) in v.thresholds() {
+                    if !(0.0..=1.0).contains(&t) {
                         return Err(UsageError::new(format!(
-                            "filters.verify: independent = true, but the judge is the \
-                             generator's model `{}` at the same endpoint; give the judge \
-                             another model or endpoint",
-                            v.endpoint.model
+                            "filters.verify: min_{name} must be in [0, 1], got {t}"
                         )));
-                    }
-                    for (name, t) in v.thresholds() {
-                        if !(0.0..=1.0).contains(&t) {
-                            return Err(UsageError::new(format!(
-                                "filters.verify: min_{name} must be in [0, 1], got {t}"
-                            )));
-                        }
                     }
                 }
             }
         }
-        if let Some(s) = &self.shard {
-            s.check()?;
-        }
-        if self.dedup.near.enabled {
-            self.dedup.near.validate().map_err(UsageError::new)?;
-        } else if !self.dedup.near.against.is_empty() {
-            return Err(UsageError::new(
-                "dedup.near.against needs near-duplicate dedup (dedup.near.enabled = true)",
-            ));
-        }
+        Ok(())
+    }
+
+    /// A cost budget needs a price for every model the run uses.
+    fn check_budget(&self) -> Result<(), UsageError> {
         if self.budget.max_cost.is_some() {
             let mut models: Vec<&str> = Vec::new();
             if let GeneratorConfig::Llm(l) = &self.generator {
@@ -254,6 +276,10 @@ impl PipelineConfig {
                 )));
             }
         }
+        Ok(())
+    }
+
+    fn check_generator(&self, task: &TaskPreset) -> Result<(), UsageError> {
         if let GeneratorConfig::Llm(llm) = &self.generator {
             check_endpoint("generator", &llm.endpoint)?;
             if llm.n == 0 || llm.per_type == 0 {
@@ -272,12 +298,6 @@ impl PipelineConfig {
                     task.edit_types.join(", ")
                 )));
             }
-        }
-        if let EmbedderConfig::Http { endpoint } = &self.embedder {
-            check_endpoint("embedder", endpoint)?;
-        }
-        if self.sink.rows_per_shard == 0 {
-            return Err(UsageError::new("sink.rows_per_shard must be at least 1"));
         }
         Ok(())
     }
