@@ -13,7 +13,7 @@ use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use foil::dedup::near::{NearDedup, NearDedupConfig};
-use foil::record::{Candidate, Relation};
+use foil::record::Candidate;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -29,29 +29,7 @@ fn main() {
             mib.parse::<usize>().unwrap() << 20,
         );
     }
-    let template = Candidate {
-        pair_id: String::new(),
-        source_id: String::new(),
-        edited_field: "text".into(),
-        original: String::new(),
-        edited: String::new(),
-        context_edits: Default::default(),
-        edited_context: None,
-        original_label: None,
-        edited_label: None,
-        relation: Relation::Flip,
-        edit_type: String::new(),
-        generator: String::new(),
-        prompt_sha256: None,
-        temperature: None,
-        seed: None,
-        rationale: None,
-        source_span: None,
-        target_span: None,
-        needs_review: None,
-        scores: Default::default(),
-        rejection: None,
-    };
+    let template = Candidate::blank();
     let start = Instant::now();
     let mut flagged = Vec::new();
     for (i, t) in texts.iter().enumerate() {

@@ -125,7 +125,7 @@ fn add_funnel(into: &mut Vec<StageFunnel>, from: &[StageFunnel]) {
     }
 }
 
-/// One worker's accepted or rejected shards, read a window of rows at a
+/// One worker's accepted or rejected shards, read one Parquet row group at a
 /// time, in the order the worker wrote them: `(source_seq, candidate)`.
 struct ShardStream {
     dir: PathBuf,
@@ -133,26 +133,19 @@ struct ShardStream {
     task: &'static str,
     shard: usize,
     offset: usize,
-    window: usize,
     buf: std::collections::VecDeque<Row>,
     /// The position of the last row handed on.
     last: Option<(u64, u32)>,
 }
 
 impl ShardStream {
-    fn new(
-        dir: &Path,
-        entries: &[sink::shards::ShardEntry],
-        task: &'static str,
-        window: usize,
-    ) -> Self {
+    fn new(dir: &Path, entries: &[sink::shards::ShardEntry], task: &'static str) -> Self {
         ShardStream {
             dir: dir.to_path_buf(),
             entries: entries.to_vec(),
             task,
             shard: 0,
             offset: 0,
-            window,
             buf: Default::default(),
             last: None,
         }
@@ -162,9 +155,11 @@ impl ShardStream {
     fn peek(&mut self) -> anyhow::Result<Option<(u64, u32)>> {
         while self.buf.is_empty() && self.shard < self.entries.len() {
             let entry = &self.entries[self.shard];
-            let rows = read_back_window(&self.dir, entry, self.task, self.offset, self.window)
-                .with_context(|| format!("reading `{}`", self.dir.join(&entry.path).display()))?;
-            if rows.len() < self.window {
+            let rows = read_back_window(&self.dir, entry, self.task, self.offset, ROW_GROUP_ROWS)
+                .with_context(|| {
+                format!("reading `{}`", self.dir.join(&entry.path).display())
+            })?;
+            if rows.len() < ROW_GROUP_ROWS {
                 self.shard += 1;
                 self.offset = 0;
             } else {
@@ -297,11 +292,10 @@ fn decide(
     }
     // One Parquet row group of rows per stream at a time (each group
     // decoded once).
-    let window = ROW_GROUP_ROWS;
     let mut streams: Vec<ShardStream> = workers
         .iter()
         .flat_map(|(dir, m)| {
-            [&m.shards, &m.rejected_shards].map(|list| ShardStream::new(dir, list, task, window))
+            [&m.shards, &m.rejected_shards].map(|list| ShardStream::new(dir, list, task))
         })
         .collect();
     let mut tmp_accepted = ShardWriter::new(work, None, Vec::new(), false);
