@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod dedup;
 pub mod embed;
+pub mod files;
 pub mod filter;
 pub mod generate;
 pub mod llm;
@@ -36,18 +37,5 @@ pub struct UsageError(pub String);
 impl UsageError {
     pub fn new(msg: impl Into<String>) -> Self {
         UsageError(msg.into())
-    }
-}
-
-/// Exit code for an error returned by a command: 2 when any cause in the
-/// chain is a [`UsageError`], 1 otherwise.
-pub fn exit_code_for(err: &anyhow::Error) -> u8 {
-    if err
-        .chain()
-        .any(|c| c.downcast_ref::<UsageError>().is_some())
-    {
-        2
-    } else {
-        1
     }
 }

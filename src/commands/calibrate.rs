@@ -15,8 +15,7 @@
 //! above the run's threshold) against the people's accept, as accuracy and
 //! Cohen's κ (agreement beyond what the two rates alone would give).
 
-use std::process::ExitCode;
-
+use super::Exit;
 use serde::Serialize;
 
 use crate::cli::CalibrateArgs;
@@ -201,7 +200,7 @@ fn pct(x: Option<f64>) -> String {
     x.map_or("  n/a".into(), |v| format!("{:5.1}%", v * 100.0))
 }
 
-pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: CalibrateArgs) -> anyhow::Result<Exit> {
     if !(0.0..=1.0).contains(&args.target_precision) {
         return Err(crate::UsageError::new("--target-precision must be in [0, 1]").into());
     }
@@ -245,7 +244,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
                 "judge_agreement": judge,
             }))?
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     println!(
         "{} reviewed pairs ({} accepted by people); target precision {:.0}%",
@@ -293,7 +292,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 #[cfg(test)]

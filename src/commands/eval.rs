@@ -10,9 +10,9 @@
 //! prediction is reported, never guessed: a contrast set missing any of its
 //! predictions is left out of consistency and counted as incomplete.
 
+use super::Exit;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::ExitCode;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -310,7 +310,7 @@ fn fmt_metric(m: &Metric) -> String {
     }
 }
 
-pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
     let mut pairs = load_pairs(&args.dir, false)?;
     // Reviews bring labels back: a question's new answer, an uncertain
     // pair's label. Pairs still without one are not scored (and counted).
@@ -337,7 +337,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let r = evaluate(&pairs, &predictions, args.bootstrap, args.seed);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     println!(
         "contrast sets: {} ({} complete, {} missing predictions: {} predictions missing)",
@@ -371,7 +371,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     for (t, s) in &r.by_edit_type {
         table(&format!("type {t}"), s);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 #[cfg(test)]

@@ -2,17 +2,16 @@
 //! [`crate::config::PipelineConfig`] a pipeline file describes
 //! ([`crate::settings`]).
 
-use std::process::ExitCode;
-
+use super::Exit;
 use crate::cli::GenerateArgs;
 
-pub fn run(args: GenerateArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn run(args: GenerateArgs, quiet: bool) -> anyhow::Result<Exit> {
     let json = args.json;
     let show = args.control.show_settings;
     let settings = crate::settings::for_generate(args)?;
     if show {
         print!("{}", settings.show()?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     super::execute(settings.config, settings.out, json, quiet)
 }

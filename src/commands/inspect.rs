@@ -1,8 +1,8 @@
 //! `foil inspect DIR`: what an output folder holds — status, funnel,
 //! counts and a few sample pairs read back from the shards.
 
+use super::Exit;
 use std::io::Write;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use polars::prelude::{AnyValue, DataFrame};
@@ -26,7 +26,7 @@ fn cell(df: &DataFrame, col: &str, row: usize) -> Value {
     }
 }
 
-pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: InspectArgs) -> anyhow::Result<Exit> {
     let manifest = Manifest::read(&args.dir).map_err(|e| {
         UsageError::new(format!(
             "{e}\n`{}` does not look like a foil output folder",
@@ -58,7 +58,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         v["samples"] = Value::Array(samples);
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     write!(
         out,
@@ -98,5 +98,5 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             edited_label,
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

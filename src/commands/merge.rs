@@ -17,8 +17,8 @@
 //! rewritten, one at a time, as evenly sized ones. Memory is bounded by
 //! workers × row group + two shards + the index share, not by the set.
 
+use super::Exit;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
 
@@ -278,7 +278,7 @@ fn decide(
     let mut near = if config.dedup.near.enabled {
         let mut n = NearDedup::new(config.dedup.near.clone())
             .spill_to(&work.join("index/near"), config.dedup.near_share());
-        n.load_earlier().map_err(UsageError::new)?;
+        crate::sink::earlier::load_against(&mut n)?;
         Some(n)
     } else {
         None
@@ -382,7 +382,7 @@ fn copy_side_files(workers: &[(PathBuf, Manifest)], into: &Path) -> anyhow::Resu
     Ok(())
 }
 
-pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: MergeArgs) -> anyhow::Result<Exit> {
     let workers = workers(&args.dir)?;
     let first = &workers[0].1;
     let mut config = first.config.clone();
@@ -406,13 +406,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
 
     std::fs::create_dir_all(&args.into)
         .with_context(|| format!("creating `{}`", args.into.display()))?;
-    let _lock = crate::runtime::state::lock_folder(&args.into)?;
+    let _lock = crate::sink::state::lock_folder(&args.into)?;
     sink::clear_previous_output(&args.into)
         .with_context(|| format!("clearing `{}`", args.into.display()))?;
-    let work = args
-        .into
-        .join(crate::runtime::state::STATE_DIR)
-        .join("merge");
+    let work = args.into.join(crate::sink::state::STATE_DIR).join("merge");
     let _ = std::fs::remove_dir_all(&work);
 
     let decided = decide(&workers, &config, task.name, &work, rows_per_shard)?;
@@ -494,5 +491,5 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         );
         super::summary::print_human(&args.into, &manifest)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

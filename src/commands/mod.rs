@@ -3,6 +3,7 @@
 
 mod calibrate;
 mod eval;
+pub mod exit;
 mod generate;
 mod inspect;
 mod merge;
@@ -13,7 +14,6 @@ mod summary;
 mod validate;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 
@@ -21,6 +21,7 @@ use crate::cli::{Cli, Command};
 use crate::config::PipelineConfig;
 use crate::runtime::Pipeline;
 use crate::runtime::progress::ProgressMode;
+pub use exit::Exit;
 
 /// Log to stderr; `RUST_LOG` wins over -v/-q.
 pub fn init_tracing(verbose: u8, quiet: bool) {
@@ -41,7 +42,7 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Generate(args) => generate::run(*args, quiet),
@@ -56,18 +57,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Exit code of a run that finished but sent items to the dead letters.
-pub const EXIT_DEAD_LETTERS: u8 = 3;
-/// Exit code of a run that stopped cleanly at a budget (resumable).
-pub const EXIT_BUDGET: u8 = 4;
-
 /// Build and run a pipeline, print its summary, choose the exit code.
-fn execute(
-    config: PipelineConfig,
-    out: PathBuf,
-    json: bool,
-    quiet: bool,
-) -> anyhow::Result<ExitCode> {
+fn execute(config: PipelineConfig, out: PathBuf, json: bool, quiet: bool) -> anyhow::Result<Exit> {
     use crate::runtime::{Outcome, StopReason};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,7 +71,12 @@ fn execute(
     };
     let summary = runtime.block_on(async move {
         let pipeline = Pipeline::build(config, out).await?;
-        pipeline.run(mode).await
+        let signals = exit::watch_signals(pipeline.stop.clone());
+        let summary = pipeline.run(mode).await;
+        if let Some(s) = signals {
+            s.abort();
+        }
+        summary
     })?;
     let m = &summary.manifest;
     if json {
@@ -110,22 +106,22 @@ fn execute(
                         ""
                     }
                 );
-                Ok(ExitCode::from(EXIT_DEAD_LETTERS))
+                Ok(Exit::DeadLetters)
             } else {
-                Ok(ExitCode::SUCCESS)
+                Ok(Exit::Success)
             }
         }
         Outcome::Stopped(StopReason::Signal(s)) => {
             eprintln!(
                 "foil: interrupted; everything committed is kept. Run the same command again to resume."
             );
-            Ok(ExitCode::from((128 + *s) as u8))
+            Ok(Exit::Signal(*s))
         }
         Outcome::Stopped(StopReason::Budget(b)) => {
             eprintln!(
                 "foil: {b}; everything committed is kept. Run again (with a larger budget) to resume."
             );
-            Ok(ExitCode::from(EXIT_BUDGET))
+            Ok(Exit::Budget)
         }
         Outcome::Failed(f) => Err(anyhow::anyhow!(f.clone()).context(format!(
             "the run stopped early; what was done is in `{}`",

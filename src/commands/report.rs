@@ -4,11 +4,12 @@
 //! pairs per edit type, and sample pairs with word-level diffs. It opens
 //! from disk with no server.
 
+use super::Exit;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::process::ExitCode;
 
 use anyhow::Context;
+use serde::Serialize;
 
 use crate::cli::ReportArgs;
 use crate::review::{PairRow, load_pairs};
@@ -117,109 +118,60 @@ fn edit_bins(pairs: &[PairRow]) -> Vec<(String, usize, usize)> {
     bins
 }
 
-pub fn render(m: &Manifest, pairs: &[PairRow], samples: usize) -> String {
-    let mut h = String::new();
-    let title = format!(
-        "foil report — {} ({})",
-        m.task,
-        m.config.name.as_deref().unwrap_or("run")
-    );
-    let _ = write!(
-        h,
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{}</title>
-<style>
-body{{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#1a202c;background:#fff}}
-h1{{font-size:22px}} h2{{font-size:17px;margin-top:28px;border-bottom:1px solid #e2e8f0}}
-table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #edf2f7;padding:4px 6px;text-align:left;vertical-align:top}}
-.bar{{display:inline-block;height:12px;background:{ACCEPTED}}} .num{{text-align:right;font-variant-numeric:tabular-nums}}
-ins{{background:#c6f6d5;text-decoration:none}} del{{background:#fed7d7}}
-.legend span{{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}}
-figure{{display:inline-block;margin:8px 16px 8px 0}} figcaption{{font-weight:600}}
-button{{margin-right:8px}} .muted{{color:#718096}}
-</style></head><body data-ready="0">
-<h1>{}</h1>"#,
-        esc(&title),
-        esc(&title)
-    );
-    let c = &m.counts;
-    let _ = write!(
-        h,
-        r#"<p>Status: <b>{}</b> · {} sources read · <b>{}</b> accepted · {} rejected · {} quarantined · {} dead letters · foil {} · {:.1} s</p>"#,
-        esc(&m.status),
-        c.rows_read,
-        c.accepted,
-        c.rejected,
-        c.quarantined,
-        c.dead_letters,
-        esc(&m.foil_version),
-        m.duration_s
-    );
+/// The page's template; everything in it is escaped unless marked `safe`
+/// (the SVG histograms and the word diffs, built escaped here).
+const TEMPLATE: &str = include_str!("report.html");
 
-    // Funnel.
-    h.push_str("<h2>Yield funnel</h2><table><tr><th>stage</th><th>unit</th><th class=num>in</th><th class=num>out</th><th></th><th>rejected (reason: count)</th></tr>");
-    let top = m.funnel.iter().map(|s| s.in_).max().unwrap_or(1).max(1) as f64;
-    for s in &m.funnel {
-        let reasons: Vec<String> = s
-            .rejected
-            .iter()
-            .map(|(r, n)| format!("{}: {n}", esc(r)))
-            .collect();
-        let _ = write!(
-            h,
-            r#"<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td><td><span class=bar style="width:{:.0}px"></span></td><td>{}{}</td></tr>"#,
-            esc(&s.stage),
-            esc(&s.unit),
-            s.in_,
-            s.out,
-            240.0 * s.out as f64 / top,
-            reasons.join(", "),
-            if s.failed > 0 {
-                format!(" failed: {}", s.failed)
-            } else {
-                String::new()
-            }
-        );
-    }
-    h.push_str("</table>");
+/// Everything the template shows.
+#[derive(Serialize)]
+struct Page<'a> {
+    title: String,
+    status: &'a str,
+    counts: &'a crate::sink::manifest::Counts,
+    foil_version: &'a str,
+    duration: String,
+    accepted_color: &'static str,
+    rejected_color: &'static str,
+    funnel: Vec<FunnelRow<'a>>,
+    similarity: Option<String>,
+    word_edits: Option<String>,
+    edit_types: Vec<TypeRow<'a>>,
+    samples: Vec<SampleRow<'a>>,
+}
 
-    // Histograms.
-    let _ = write!(
-        h,
-        r#"<h2>Scores, accepted vs rejected</h2><p class=legend><span style="background:{ACCEPTED}"></span>accepted<span style="background:{REJECTED}"></span>rejected</p>"#
-    );
-    if pairs.iter().any(|p| p.similarity.is_some()) {
-        h.push_str(&histogram(
-            "Embedding similarity (cosine)",
-            &sim_bins(pairs),
-        ));
-    } else {
-        h.push_str("<p class=muted>No similarity scores (the similarity filter did not run).</p>");
-    }
-    if pairs.iter().any(|p| p.word_edits.is_some()) {
-        h.push_str(&histogram("Word edits", &edit_bins(pairs)));
-    }
+#[derive(Serialize)]
+struct FunnelRow<'a> {
+    stage: &'a str,
+    unit: &'a str,
+    in_: u64,
+    out: u64,
+    width: String,
+    reasons: String,
+    failed: u64,
+}
 
-    // Edit types.
-    h.push_str("<h2>Accepted pairs per edit type</h2><table>");
-    let most = c
-        .accepted_by_edit_type
-        .values()
-        .max()
-        .copied()
-        .unwrap_or(1)
-        .max(1) as f64;
-    for (t, n) in &c.accepted_by_edit_type {
-        let _ = write!(
-            h,
-            r#"<tr><td>{}</td><td class=num>{n}</td><td><span class=bar style="width:{:.0}px"></span></td></tr>"#,
-            esc(t),
-            300.0 * *n as f64 / most
-        );
-    }
-    h.push_str("</table>");
+#[derive(Serialize)]
+struct TypeRow<'a> {
+    name: &'a str,
+    n: u64,
+    width: String,
+}
 
-    // Samples: accepted first, then rejected, each spread over edit types.
-    h.push_str(r#"<h2>Sample pairs</h2><p><button data-show="all">all</button><button data-show="accepted">accepted</button><button data-show="rejected">rejected</button> <span id=shown class=muted></span></p><table id=samples><tr><th>edit type</th><th>original → edited</th><th>labels</th><th class=num>sim</th><th>status</th></tr>"#);
+#[derive(Serialize)]
+struct SampleRow<'a> {
+    class: &'static str,
+    edit_type: &'a str,
+    original: &'a str,
+    diff: String,
+    original_label: &'a str,
+    edited_label: &'a str,
+    similarity: String,
+    status: String,
+}
+
+/// Up to `samples` pairs, accepted first then rejected (half each), taken
+/// round-robin over edit types so every type shows.
+fn pick_samples(pairs: &[PairRow], samples: usize) -> Vec<&PairRow> {
     let mut by_type: BTreeMap<(bool, &str), Vec<&PairRow>> = BTreeMap::new();
     for p in pairs {
         by_type
@@ -258,52 +210,99 @@ button{{margin-right:8px}} .muted{{color:#718096}}
             round += 1;
         }
     }
-    for p in shown {
-        let status = esc(&p.status());
-        let _ = write!(
-            h,
-            r#"<tr class="{}"><td>{}</td><td>{}<br>{}</td><td>{} → {}</td><td class=num>{}</td><td>{}</td></tr>"#,
-            if p.reject_stage.is_some() {
+    shown
+}
+
+pub fn render(m: &Manifest, pairs: &[PairRow], samples: usize) -> anyhow::Result<String> {
+    let top = m.funnel.iter().map(|s| s.in_).max().unwrap_or(1).max(1) as f64;
+    let funnel: Vec<FunnelRow> = m
+        .funnel
+        .iter()
+        .map(|s| FunnelRow {
+            stage: &s.stage,
+            unit: &s.unit,
+            in_: s.in_,
+            out: s.out,
+            width: format!("{:.0}", 240.0 * s.out as f64 / top),
+            reasons: s
+                .rejected
+                .iter()
+                .map(|(r, n)| format!("{r}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            failed: s.failed,
+        })
+        .collect();
+    let c = &m.counts;
+    let most = c
+        .accepted_by_edit_type
+        .values()
+        .max()
+        .copied()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let edit_types: Vec<TypeRow> = c
+        .accepted_by_edit_type
+        .iter()
+        .map(|(t, n)| TypeRow {
+            name: t,
+            n: *n,
+            width: format!("{:.0}", 300.0 * *n as f64 / most),
+        })
+        .collect();
+    let samples: Vec<SampleRow> = pick_samples(pairs, samples)
+        .into_iter()
+        .map(|p| SampleRow {
+            class: if p.reject_stage.is_some() {
                 "rejected"
             } else {
                 "accepted"
             },
-            esc(&p.edit_type),
-            esc(&p.original),
-            diff_html(&p.original, &p.edited),
-            esc(p.original_label.as_deref().unwrap_or("–")),
-            esc(p.edited_label.as_deref().unwrap_or("–")),
-            p.similarity.map_or("–".into(), |s| format!("{s:.3}")),
-            status
-        );
-    }
-    h.push_str("</table>");
-    h.push_str(
-        r#"<script>
-(function () {
-  var rows = Array.prototype.slice.call(document.querySelectorAll('#samples tr.accepted, #samples tr.rejected'));
-  function show(which) {
-    var n = 0;
-    rows.forEach(function (r) {
-      var on = which === 'all' || r.className === which;
-      r.style.display = on ? '' : 'none';
-      if (on) n++;
-    });
-    document.getElementById('shown').textContent = n + ' shown';
-  }
-  document.querySelectorAll('button[data-show]').forEach(function (b) {
-    b.addEventListener('click', function () { show(b.getAttribute('data-show')); });
-  });
-  show('all');
-  document.body.setAttribute('data-ready', '1');
-})();
-</script></body></html>
-"#,
-    );
-    h
+            edit_type: &p.edit_type,
+            original: &p.original,
+            diff: diff_html(&p.original, &p.edited),
+            original_label: p.original_label.as_deref().unwrap_or("–"),
+            edited_label: p.edited_label.as_deref().unwrap_or("–"),
+            similarity: p.similarity.map_or("–".into(), |s| format!("{s:.3}")),
+            status: p.status(),
+        })
+        .collect();
+    let similarity = pairs
+        .iter()
+        .any(|p| p.similarity.is_some())
+        .then(|| histogram("Embedding similarity (cosine)", &sim_bins(pairs)));
+    let word_edits = pairs
+        .iter()
+        .any(|p| p.word_edits.is_some())
+        .then(|| histogram("Word edits", &edit_bins(pairs)));
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_template("report.html", TEMPLATE)?;
+    let page = Page {
+        title: format!(
+            "foil report — {} ({})",
+            m.task,
+            m.config.name.as_deref().unwrap_or("run")
+        ),
+        status: &m.status,
+        counts: c,
+        foil_version: &m.foil_version,
+        duration: format!("{:.1}", m.duration_s),
+        accepted_color: ACCEPTED,
+        rejected_color: REJECTED,
+        funnel,
+        similarity,
+        word_edits,
+        edit_types,
+        samples,
+    };
+    let html = env
+        .get_template("report.html")?
+        .render(minijinja::value::Serde(&page))?;
+    Ok(html + "\n")
 }
 
-pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     let manifest = Manifest::read(&args.dir).map_err(|e| {
         crate::UsageError::new(format!(
             "`{}` is not a foil output folder (manifest.json: {e})",
@@ -311,14 +310,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         ))
     })?;
     let pairs = load_pairs(&args.dir, true)?;
-    let html = render(&manifest, &pairs, args.samples);
+    let html = render(&manifest, &pairs, args.samples)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| args.dir.join("report.html"));
-    let tmp = out.with_extension("html.tmp");
-    std::fs::write(&tmp, html).with_context(|| format!("writing `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, &out).with_context(|| format!("writing `{}`", out.display()))?;
+    crate::files::write_atomic(&out, html.as_bytes())
+        .with_context(|| format!("writing `{}`", out.display()))?;
     println!("foil: report written to `{}`", out.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

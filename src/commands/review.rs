@@ -1,13 +1,12 @@
 //! `foil review push|pull|export|import`: pairs out to a review queue and
 //! verdicts back into `DIR/reviewed/`.
 
+use super::Exit;
 use std::collections::HashMap;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::json;
 
-use super::EXIT_DEAD_LETTERS;
 use crate::cli::{ReviewCommand, SampleArgs};
 use crate::review::label_studio::{LabelStudio, annotations_of};
 use crate::review::{
@@ -40,7 +39,7 @@ fn finish(
     mut annotations: Vec<Annotation>,
     mut invalid: Vec<Invalid>,
     json_out: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     // One verdict per (pair, annotator) from this source: the last.
     let mut seen = std::collections::HashSet::new();
     for a in annotations.iter_mut().rev() {
@@ -91,7 +90,7 @@ fn finish(
         }
     }
     if invalid.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     eprintln!(
         "foil: {} annotation(s) set aside as invalid (listed in `{}`):",
@@ -103,10 +102,10 @@ fn finish(
     for i in invalid.iter().take(5) {
         eprintln!("  {i}");
     }
-    Ok(ExitCode::from(EXIT_DEAD_LETTERS))
+    Ok(Exit::DeadLetters)
 }
 
-pub fn run(cmd: ReviewCommand) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: ReviewCommand) -> anyhow::Result<Exit> {
     match cmd {
         ReviewCommand::Push(a) => {
             let pairs = chosen(&a.dir, &a.sample)?;
@@ -124,7 +123,7 @@ pub fn run(cmd: ReviewCommand) -> anyhow::Result<ExitCode> {
                     r.skipped
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success)
         }
         ReviewCommand::Pull(a) => {
             let ls = LabelStudio::new(&a.server.url, &a.server.token_env)?;
@@ -165,7 +164,7 @@ pub fn run(cmd: ReviewCommand) -> anyhow::Result<ExitCode> {
                 "{}",
                 json!({"pairs": pairs.len(), "format": a.format, "out": a.out})
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success)
         }
         ReviewCommand::Import(a) => {
             let (annotations, invalid) = flat::import(&a.file)?;

@@ -2,13 +2,12 @@
 //! work — the file, the task, the bounds, the input's columns — without
 //! running anything.
 
-use std::process::ExitCode;
-
+use super::Exit;
 use crate::cli::ValidateArgs;
 use crate::config::{GeneratorConfig, PipelineConfig};
 use crate::source::{self, SourceError};
 
-pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
     let config = PipelineConfig::from_file(&args.pipeline)?;
     let task = config.task()?;
     // Opening the source checks that it exists and has the mapped columns.
@@ -45,5 +44,5 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         let out = config.out.clone().unwrap_or_default();
         print!("{}", crate::settings::Settings { config, out }.show()?);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

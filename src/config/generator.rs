@@ -130,14 +130,6 @@ impl EndpointConfig {
             tokens_per_minute: None,
         }
     }
-
-    pub fn limits(&self) -> crate::llm::limits::Limits {
-        crate::llm::limits::Limits {
-            max_concurrent: self.max_concurrent,
-            requests_per_minute: self.requests_per_minute,
-            tokens_per_minute: self.tokens_per_minute,
-        }
-    }
 }
 
 pub fn default_api_key_env() -> String {

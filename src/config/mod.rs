@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::UsageError;
 use crate::tasks::{self, TaskPreset};
 
+mod budget;
 mod generator;
 mod source;
 mod stages;
 
+pub use budget::*;
 pub use generator::*;
 pub use source::*;
 pub use stages::*;
@@ -53,7 +55,7 @@ pub struct PipelineConfig {
     #[serde(default)]
     pub cache: CacheConfig,
     #[serde(default)]
-    pub budget: crate::llm::budget::BudgetConfig,
+    pub budget: BudgetConfig,
     /// Number of workers when the index comes from the environment without
     /// a count (Kubernetes Indexed Jobs' `JOB_COMPLETION_INDEX`).
     #[serde(default)]
@@ -152,7 +154,7 @@ impl PipelineConfig {
             s.check()?;
         }
         if self.dedup.near.enabled {
-            self.dedup.near.validate().map_err(UsageError::new)?;
+            self.dedup.near.validate()?;
         } else if !self.dedup.near.against.is_empty() {
             return Err(UsageError::new(
                 "dedup.near.against needs near-duplicate dedup (dedup.near.enabled = true)",
@@ -347,7 +349,7 @@ impl PipelineConfig {
             c.filters = self.resolved_filters().ok();
         }
         let v = serde_json::to_value(&c).unwrap_or_default();
-        crate::text::sha256_hex(crate::llm::cache::canonical_json(&v).as_bytes())
+        crate::text::sha256_hex(crate::text::canonical_json(&v).as_bytes())
     }
 
     /// Does any stage need embeddings?

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::filter::edit_measure::EditBounds;
+use crate::tasks::EditBounds;
 use crate::tasks::TaskPreset;
 
 /// Where LLM and embedding responses are cached.
@@ -17,13 +17,27 @@ pub struct CacheConfig {
     #[serde(default)]
     pub path: Option<PathBuf>,
     #[serde(default)]
-    pub mode: crate::llm::cache::CacheMode,
+    pub mode: CacheMode,
     /// What a cached reply is filed under besides the request: by default
     /// each endpoint's base URL, so two servers with a model of the same
     /// name never answer for each other. Name a namespace to share replies
     /// across URLs that serve the same thing (a server that moved port).
     #[serde(default)]
     pub namespace: Option<String>,
+}
+
+/// How the response cache is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    /// Read and write (the default).
+    #[default]
+    Use,
+    /// Neither read nor write (`--no-cache`).
+    Off,
+    /// Write only: every request is sent again and its answer replaces the
+    /// cached one (`--refresh-cache`).
+    Refresh,
 }
 
 pub(crate) fn default_concurrency() -> usize {
@@ -199,7 +213,7 @@ pub struct DedupConfig {
     pub exact: bool,
     /// MinHash LSH near-duplicate dedup (on by default).
     #[serde(default)]
-    pub near: crate::dedup::near::NearDedupConfig,
+    pub near: NearDedupConfig,
     /// Memory the dedup indexes may take before they move to disk (in the
     /// output folder's `.foil/index/`): a quarter for exact dedup, the rest
     /// for near-dedup. Memory then stays flat however long the run.
@@ -282,5 +296,109 @@ impl Default for SinkConfig {
             checkpoint_secs: default_checkpoint_secs(),
             dead_letter_retries: default_dead_letter_retries(),
         }
+    }
+}
+
+/// Settings for near-duplicate dedup (`[dedup.near]`).
+///
+/// Defaults, chosen for short edits: word **3**-grams, because a 15-word
+/// caption has 17 padded 5-grams and a one-word edit changes 5 of them —
+/// with 5-grams nearly every short text looks unique, while 3-grams keep
+/// resolution. **128** permutations as **16 bands × 8 rows**: a pair at
+/// Jaccard 0.8 shares a bucket with probability 1 − (1 − 0.8⁸)¹⁶ ≈ 0.95,
+/// at 0.85 ≈ 0.99; the estimated-Jaccard check then drops the candidates
+/// below the threshold. Threshold **0.8** across the run. Whether an edit
+/// collapsed back to its own original is the edit measure's question (a
+/// no-op there is anything identical after normalisation), so
+/// `original_threshold` is off by default: with padded 3-grams a one-word
+/// substitution in an L-word text has Jaccard (L − 1)/(L + 5), so any
+/// fixed threshold rejects real minimal edits of long texts (a review with
+/// three phrase edits sits near 0.95). Set it (0.9 rejects near-copies of
+/// texts up to about 55 words) to also reject edits that are merely close
+/// to their original.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NearDedupConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_ngram")]
+    pub ngram: usize,
+    #[serde(default = "default_bands")]
+    pub bands: usize,
+    #[serde(default = "default_rows")]
+    pub rows: usize,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Estimated Jaccard similarity at or above which two edited examples
+    /// are near-duplicates.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Estimated Jaccard similarity to the original at or above which an
+    /// edit has collapsed back to its source (off unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_threshold: Option<f64>,
+    /// Earlier output folders whose accepted pairs new pairs must not
+    /// repeat.
+    #[serde(default)]
+    pub against: Vec<PathBuf>,
+}
+
+fn default_ngram() -> usize {
+    3
+}
+fn default_bands() -> usize {
+    16
+}
+fn default_rows() -> usize {
+    8
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_threshold() -> f64 {
+    0.8
+}
+
+impl Default for NearDedupConfig {
+    fn default() -> Self {
+        NearDedupConfig {
+            enabled: true,
+            ngram: default_ngram(),
+            bands: default_bands(),
+            rows: default_rows(),
+            seed: default_seed(),
+            threshold: default_threshold(),
+            original_threshold: None,
+            against: Vec::new(),
+        }
+    }
+}
+
+impl NearDedupConfig {
+    pub fn validate(&self) -> Result<(), UsageError> {
+        if self.ngram == 0 || self.bands == 0 || self.rows == 0 {
+            return Err(UsageError::new(
+                "[dedup.near]: ngram, bands and rows must be at least 1",
+            ));
+        }
+        if self.bands * self.rows > 1024 {
+            return Err(UsageError::new(
+                "[dedup.near]: bands × rows must be at most 1024",
+            ));
+        }
+        for (name, v) in [
+            ("threshold", Some(self.threshold)),
+            ("original_threshold", self.original_threshold),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| Some((n, v?)))
+        {
+            if !(0.0..=1.0).contains(&v) || v == 0.0 {
+                return Err(UsageError::new(format!(
+                    "[dedup.near] {name} must be in (0, 1], got {v}"
+                )));
+            }
+        }
+        Ok(())
     }
 }

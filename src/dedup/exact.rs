@@ -13,6 +13,10 @@ use crate::record::{Candidate, SourceBatch};
 use crate::text::normalize;
 
 pub const STAGE: &str = "dedup";
+/// The same normalised edit as an earlier candidate of the same source.
+pub const WITHIN_SOURCE: &str = "duplicate_within_source";
+/// The same normalised edited example as an earlier source's.
+pub const ACROSS_SOURCES: &str = "duplicate_across_sources";
 
 /// Memory an entry of the in-memory table takes (measured shape: a 24-byte
 /// slot at hashbrown's load factor plus control bytes), for the spill
@@ -185,7 +189,7 @@ impl ExactDedup {
             if self.pending.iter().any(|(_, k)| *k == key) {
                 c.reject(
                     STAGE,
-                    "duplicate_within_source",
+                    WITHIN_SOURCE,
                     "same normalised edit as an earlier candidate of this source",
                 );
                 continue;
@@ -193,12 +197,12 @@ impl ExactDedup {
             match self.get(&key)? {
                 Some(first) if first == seq => c.reject(
                     STAGE,
-                    "duplicate_within_source",
+                    WITHIN_SOURCE,
                     "same normalised edit as an earlier candidate of this source",
                 ),
                 Some(first) => c.reject(
                     STAGE,
-                    "duplicate_across_sources",
+                    ACROSS_SOURCES,
                     format!("same normalised edited example as source #{first}"),
                 ),
                 None => self.pending.push((i, key)),

@@ -25,116 +25,23 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::disk::DiskChains;
-pub use super::earlier::{EarlierPair, read_accepted};
+pub use super::earlier::EarlierPair;
 pub use super::minhash::{MinHasher, Signature, compact, estimate};
 use crate::record::{Candidate, SourceBatch};
 pub use crate::text::hash64;
 
 pub const STAGE: &str = "near_dedup";
+/// Collapsed back to its own original (`original_threshold`).
+pub const OF_ORIGINAL: &str = "near_duplicate_of_original";
+/// Close to an earlier candidate of the same source.
+pub const WITHIN_SOURCE: &str = "near_duplicate_within_source";
+/// Close to an earlier source's pair.
+pub const ACROSS_SOURCES: &str = "near_duplicate_across_sources";
+/// Close to a pair in an `against` folder.
+pub const OF_EARLIER_OUTPUT: &str = "near_duplicate_of_earlier_output";
 
-/// Settings for near-duplicate dedup (`[dedup.near]`).
-///
-/// Defaults, chosen for short edits: word **3**-grams, because a 15-word
-/// caption has 17 padded 5-grams and a one-word edit changes 5 of them —
-/// with 5-grams nearly every short text looks unique, while 3-grams keep
-/// resolution. **128** permutations as **16 bands × 8 rows**: a pair at
-/// Jaccard 0.8 shares a bucket with probability 1 − (1 − 0.8⁸)¹⁶ ≈ 0.95,
-/// at 0.85 ≈ 0.99; the estimated-Jaccard check then drops the candidates
-/// below the threshold. Threshold **0.8** across the run. Whether an edit
-/// collapsed back to its own original is the edit measure's question (a
-/// no-op there is anything identical after normalisation), so
-/// `original_threshold` is off by default: with padded 3-grams a one-word
-/// substitution in an L-word text has Jaccard (L − 1)/(L + 5), so any
-/// fixed threshold rejects real minimal edits of long texts (a review with
-/// three phrase edits sits near 0.95). Set it (0.9 rejects near-copies of
-/// texts up to about 55 words) to also reject edits that are merely close
-/// to their original.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NearDedupConfig {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default = "default_ngram")]
-    pub ngram: usize,
-    #[serde(default = "default_bands")]
-    pub bands: usize,
-    #[serde(default = "default_rows")]
-    pub rows: usize,
-    #[serde(default = "default_seed")]
-    pub seed: u64,
-    /// Estimated Jaccard similarity at or above which two edited examples
-    /// are near-duplicates.
-    #[serde(default = "default_threshold")]
-    pub threshold: f64,
-    /// Estimated Jaccard similarity to the original at or above which an
-    /// edit has collapsed back to its source (off unless set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_threshold: Option<f64>,
-    /// Earlier output folders whose accepted pairs new pairs must not
-    /// repeat.
-    #[serde(default)]
-    pub against: Vec<PathBuf>,
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_ngram() -> usize {
-    3
-}
-fn default_bands() -> usize {
-    16
-}
-fn default_rows() -> usize {
-    8
-}
-fn default_seed() -> u64 {
-    1
-}
-fn default_threshold() -> f64 {
-    0.8
-}
-
-impl Default for NearDedupConfig {
-    fn default() -> Self {
-        NearDedupConfig {
-            enabled: true,
-            ngram: default_ngram(),
-            bands: default_bands(),
-            rows: default_rows(),
-            seed: default_seed(),
-            threshold: default_threshold(),
-            original_threshold: None,
-            against: Vec::new(),
-        }
-    }
-}
-
-impl NearDedupConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.ngram == 0 || self.bands == 0 || self.rows == 0 {
-            return Err("[dedup.near]: ngram, bands and rows must be at least 1".into());
-        }
-        if self.bands * self.rows > 1024 {
-            return Err("[dedup.near]: bands × rows must be at most 1024".into());
-        }
-        for (name, v) in [
-            ("threshold", Some(self.threshold)),
-            ("original_threshold", self.original_threshold),
-        ]
-        .into_iter()
-        .filter_map(|(n, v)| Some((n, v?)))
-        {
-            if !(0.0..=1.0).contains(&v) || v == 0.0 {
-                return Err(format!("[dedup.near] {name} must be in (0, 1], got {v}"));
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::config::NearDedupConfig;
 
 /// Where a remembered pair came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -361,31 +268,38 @@ impl NearDedup {
         Ok(())
     }
 
-    /// Remember the accepted pairs of earlier output folders. Call before
+    /// The earlier output folders new pairs must not repeat.
+    pub fn against(&self) -> &[std::path::PathBuf] {
+        &self.config.against
+    }
+
+    /// Remember the accepted pairs of the `index`-th earlier output folder
+    /// (read by `sink::earlier`); how many. Call before
     /// [`NearDedup::restore`] and before any batch.
-    pub fn load_earlier(&mut self) -> Result<usize, String> {
+    pub fn remember_earlier(
+        &mut self,
+        index: usize,
+        pairs: Vec<EarlierPair>,
+    ) -> std::io::Result<usize> {
         let mut n = 0;
-        for (i, dir) in self.config.against.clone().iter().enumerate() {
-            for p in read_accepted(dir)? {
-                let Some(sig) = self.hasher.signature(&p.text) else {
-                    continue;
-                };
-                let bands = self.hasher.band_keys(
-                    scope(p.context.as_deref(), &p.field, p.edited_label.as_deref()),
-                    &sig,
-                );
-                self.insert(
-                    Entry {
-                        origin: Origin::Earlier(i),
-                        pair: pair_bits(&p.pair_id),
-                        bands,
-                        sig: compact(&sig),
-                    },
-                    false,
-                )
-                .map_err(|e| format!("near-dedup index: {e}"))?;
-                n += 1;
-            }
+        for p in pairs {
+            let Some(sig) = self.hasher.signature(&p.text) else {
+                continue;
+            };
+            let bands = self.hasher.band_keys(
+                scope(p.context.as_deref(), &p.field, p.edited_label.as_deref()),
+                &sig,
+            );
+            self.insert(
+                Entry {
+                    origin: Origin::Earlier(index),
+                    pair: pair_bits(&p.pair_id),
+                    bands,
+                    sig: compact(&sig),
+                },
+                false,
+            )?;
+            n += 1;
         }
         Ok(n)
     }
@@ -498,7 +412,7 @@ impl NearDedup {
                 if j >= t {
                     c.reject(
                         STAGE,
-                        "near_duplicate_of_original",
+                        OF_ORIGINAL,
                         format!("estimated Jaccard {j:.2} with the original ≥ {t}"),
                     );
                     continue;
@@ -534,21 +448,21 @@ fn reject_as_duplicate(
 ) {
     let (reason, detail) = match origin {
         Origin::Run(s) if *s == seq => (
-            "near_duplicate_within_source",
+            WITHIN_SOURCE,
             format!(
                 "estimated Jaccard {j:.2} with pair {:016x} of this source",
                 pair
             ),
         ),
         Origin::Run(s) => (
-            "near_duplicate_across_sources",
+            ACROSS_SOURCES,
             format!(
                 "estimated Jaccard {j:.2} with pair {:016x} of source #{s}",
                 pair
             ),
         ),
         Origin::Earlier(i) => (
-            "near_duplicate_of_earlier_output",
+            OF_EARLIER_OUTPUT,
             format!(
                 "estimated Jaccard {j:.2} with pair {:016x} in `{}`",
                 pair,

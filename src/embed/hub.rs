@@ -195,16 +195,12 @@ pub async fn fetch(repo: &str, revision: &str, cache: &Path) -> Result<PathBuf, 
                 "{url}: the download's sha256 {actual} is not the hub's {expected}"
             )));
         }
-        let tmp = crate::sink::tmp_path(&dest);
-        std::fs::write(&tmp, &bytes)
-            .and_then(|_| std::fs::rename(&tmp, &dest))
+        crate::files::write_atomic(&dest, &bytes)
             .map_err(|e| EmbedError::Model(format!("{}: {e}", dest.display())))?;
         record.files.insert(file.to_string(), actual);
     }
-    let tmp = crate::sink::tmp_path(&record_path);
     let text = serde_json::to_vec_pretty(&record).map_err(|e| EmbedError::Model(e.to_string()))?;
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &record_path))
+    crate::files::write_atomic(&record_path, &text)
         .map_err(|e| EmbedError::Model(format!("{}: {e}", record_path.display())))?;
     Ok(dir)
 }

@@ -14,6 +14,10 @@ use crate::record::{Candidate, SourceBatch, SourceExample};
 use crate::text::{word_edit_distance, words};
 
 pub const STAGE: &str = "edit_distance";
+/// More word edits than `max_word_edits`.
+pub const TOO_MANY_WORD_EDITS: &str = "too_many_word_edits";
+/// Edit ratio above `max_edit_ratio`.
+pub const EDIT_RATIO_ABOVE_MAX: &str = "edit_ratio_above_max";
 
 pub struct EditDistance {
     pub bounds: EditBounds,
@@ -78,13 +82,13 @@ impl EditDistance {
         } else if let Some(max) = self.max_word_edits.filter(|m| d > *m as usize) {
             c.reject(
                 STAGE,
-                "too_many_word_edits",
+                TOO_MANY_WORD_EDITS,
                 format!("{d} word edits > {max}"),
             );
         } else if let Some(max) = self.max_edit_ratio.filter(|m| ratio > *m) {
             c.reject(
                 STAGE,
-                "edit_ratio_above_max",
+                EDIT_RATIO_ABOVE_MAX,
                 format!("edit ratio {ratio:.3} > {max}"),
             );
         }

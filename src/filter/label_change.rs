@@ -11,9 +11,13 @@ use crate::text::same_label;
 
 pub struct LabelChange;
 
+pub const STAGE: &str = "label_change";
+/// A flip whose new label is the original one.
+pub const LABEL_UNCHANGED: &str = "label_unchanged";
+
 impl Filter for LabelChange {
     fn stage(&self) -> &'static str {
-        "label_change"
+        STAGE
     }
 
     fn apply<'a>(
@@ -28,7 +32,7 @@ impl Filter for LabelChange {
                 && same_label(a, b)
             {
                 let detail = format!("new label `{b}` is the original `{a}`");
-                c.reject("label_change", "label_unchanged", detail);
+                c.reject(STAGE, LABEL_UNCHANGED, detail);
             }
         }
         Box::pin(async { Ok(()) })

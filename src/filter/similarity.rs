@@ -12,6 +12,12 @@ use crate::embed::CachedEmbedder;
 use crate::record::SourceBatch;
 use crate::text::cosine;
 
+pub const STAGE: &str = "similarity";
+/// Cosine similarity below the band: not a minimal edit of the original.
+pub const BELOW_MIN: &str = "similarity_below_min";
+/// Cosine similarity above the band: too close to the original.
+pub const ABOVE_MAX: &str = "similarity_above_max";
+
 pub struct SimilarityBand {
     pub min: f64,
     pub max: f64,
@@ -20,7 +26,7 @@ pub struct SimilarityBand {
 
 impl Filter for SimilarityBand {
     fn stage(&self) -> &'static str {
-        "similarity"
+        STAGE
     }
 
     fn apply<'a>(
@@ -67,17 +73,9 @@ impl Filter for SimilarityBand {
                     (f64::from(cosine(&vectors[2 * k], &vectors[2 * k + 1])) * 1e6).round() / 1e6;
                 c.scores.similarity = Some(sim);
                 if sim < self.min {
-                    c.reject(
-                        "similarity",
-                        "similarity_below_min",
-                        format!("cosine {sim:.4} < {}", self.min),
-                    );
+                    c.reject(STAGE, BELOW_MIN, format!("cosine {sim:.4} < {}", self.min));
                 } else if sim > self.max {
-                    c.reject(
-                        "similarity",
-                        "similarity_above_max",
-                        format!("cosine {sim:.4} > {}", self.max),
-                    );
+                    c.reject(STAGE, ABOVE_MAX, format!("cosine {sim:.4} > {}", self.max));
                 }
             }
             Ok(())

@@ -14,11 +14,13 @@ use serde_json::{Value, json};
 
 use super::Filter;
 use crate::config::VerifyConfig;
-use crate::generate::llm::PromptSet;
-use crate::llm::{OpenAiClient, extract_json_object, schema};
+use crate::llm::prompt::PromptSet;
+use crate::llm::{BadReply, OpenAiClient, extract_json_object, schema};
 use crate::record::{Candidate, SourceExample, VerifyScores};
 
 pub const STAGE: &str = "verify";
+/// Every reply of the judge broke the verdict schema.
+pub const VERDICT_UNUSABLE: &str = "verdict_unusable";
 
 pub struct Verifier {
     task: &'static str,
@@ -30,7 +32,7 @@ pub struct Verifier {
 /// Why one candidate could not be judged.
 enum Unjudged {
     /// Every reply broke the schema: the candidate is rejected.
-    Unusable(String),
+    Unusable(BadReply),
     /// The endpoint failed (or the budget ran out): the source is
     /// dead-lettered (or the run stops), not judged.
     Failed(crate::record::StageError),
@@ -90,7 +92,7 @@ impl Verifier {
             "seed": self.config.seed,
             "n": 1,
         });
-        let mut why = String::new();
+        let mut why = BadReply::from("no reply");
         for variant in 0..=self.config.bad_reply_retries {
             // A spent budget's message passes through; the sink stops the
             // run on it.
@@ -123,7 +125,7 @@ impl Verifier {
 /// A verdict: the scores, and the judge's answer when the pair had none.
 type Verdict = (VerifyScores, Option<String>);
 
-fn parse_verdict(schema_value: &Value, content: &str) -> Result<Verdict, String> {
+fn parse_verdict(schema_value: &Value, content: &str) -> Result<Verdict, BadReply> {
     let v = extract_json_object(content).ok_or("verdict is not a JSON object")?;
     schema::validate(schema_value, &v)?;
     let score = |k: &str| v[k].as_f64().ok_or(format!("verdict has no number `{k}`"));
@@ -206,7 +208,7 @@ impl Filter for Verifier {
                         c.scores.verify = Some(scores);
                     }
                     Err(Unjudged::Unusable(why)) => {
-                        c.reject(STAGE, "verdict_unusable", why);
+                        c.reject(STAGE, VERDICT_UNUSABLE, why.0);
                     }
                     Err(Unjudged::Failed(e)) => {
                         failure.get_or_insert(e);
@@ -241,6 +243,7 @@ mod tests {
         assert!(
             parse_verdict(&schema, high)
                 .unwrap_err()
+                .0
                 .contains("maximum")
         );
         let prose = format!("Sure! Here it is: {ok} Hope that helps.");
@@ -249,6 +252,7 @@ mod tests {
         assert!(
             parse_verdict(&schema, missing)
                 .unwrap_err()
+                .0
                 .contains("minimal")
         );
     }

@@ -7,112 +7,15 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use minijinja::Environment;
 use serde_json::{Value, json};
 
 use super::{GenerateFailure, Generated, Generator};
 use crate::config::LlmGeneratorConfig;
-use crate::llm::{OpenAiClient, extract_json_object, schema};
+pub use crate::llm::prompt::PromptSet;
+use crate::llm::{BadReply, OpenAiClient, extract_json_object, schema};
 
 use crate::record::{Candidate, Relation, SourceExample};
 use crate::tasks::TaskPreset;
-use crate::text::sha256_hex;
-
-/// The templates a run uses, parsed once.
-#[derive(Debug, Clone)]
-pub struct PromptSet {
-    /// `system` and `user`, compiled. No loader: templates cannot include
-    /// files, and nothing exposes the process environment.
-    env: Environment<'static>,
-    pub schema: Value,
-    /// sha256 over system template, user template and schema: changes
-    /// whenever any of them does.
-    pub sha256: String,
-}
-
-impl PromptSet {
-    /// The task's templates: from `prompts_dir/<task>/` when given, else
-    /// the copies compiled into the binary.
-    pub fn load(task: &TaskPreset, prompts_dir: Option<&std::path::Path>) -> Result<Self, String> {
-        Self::load_named(task.name, &task.prompts, prompts_dir)
-    }
-
-    /// Templates named `name`: from `prompts_dir/<name>/` when given, else
-    /// `builtin`.
-    pub fn load_named(
-        name: &str,
-        builtin: &crate::tasks::PromptFiles,
-        prompts_dir: Option<&std::path::Path>,
-    ) -> Result<Self, String> {
-        let Some(dir) = prompts_dir else {
-            return Self::from_parts(
-                builtin.system.to_string(),
-                builtin.user.to_string(),
-                builtin.schema,
-            )
-            .map_err(|e| format!("{name} prompt templates: {e}"));
-        };
-        let folder = dir.join(name);
-        let read = |file: &str| {
-            let p = folder.join(file);
-            std::fs::read_to_string(&p).map_err(|e| format!("reading `{}`: {e}", p.display()))
-        };
-        let (system, user, schema) = (
-            read("system.jinja")?,
-            read("user.jinja")?,
-            read("schema.json")?,
-        );
-        // Errors name the folder, and schema errors the keyword's path.
-        Self::from_parts(system, user, &schema).map_err(|e| format!("`{}`: {e}", folder.display()))
-    }
-
-    /// Compile templates and schema; a broken template fails here, at
-    /// start, not on the first example.
-    pub fn from_parts(system: String, user: String, schema_text: &str) -> Result<Self, String> {
-        let schema: Value =
-            serde_json::from_str(schema_text).map_err(|e| format!("schema.json: {e}"))?;
-        crate::llm::schema::check_supported(&schema).map_err(|e| format!("schema.json: {e}"))?;
-        let sha256 = sha256_hex(format!("{system}\u{1f}{user}\u{1f}{schema_text}").as_bytes());
-        let mut env = Environment::new();
-        env.add_template_owned("system", system)
-            .and_then(|_| env.add_template_owned("user", user))
-            .map_err(|e| e.to_string())?;
-        Ok(PromptSet {
-            env,
-            schema,
-            sha256,
-        })
-    }
-
-    /// The chat messages for one example.
-    pub fn render(
-        &self,
-        task: &TaskPreset,
-        example: &SourceExample,
-        edit_type: Option<&str>,
-    ) -> Result<Vec<Value>, minijinja::Error> {
-        let ctx = minijinja::context! {
-            task => task.name,
-            text => example.field(task.edit_field).unwrap_or_default(),
-            label => example.field("label").unwrap_or_default(),
-            fields => &example.fields,
-            edit_types => task.edit_types.to_vec(),
-            edit_type => edit_type.unwrap_or_default(),
-        };
-        self.render_context(&ctx)
-    }
-
-    /// The chat messages for any template context.
-    pub fn render_context(&self, ctx: &minijinja::Value) -> Result<Vec<Value>, minijinja::Error> {
-        let env = &self.env;
-        let system = env.get_template("system")?.render(ctx)?;
-        let user = env.get_template("user")?.render(ctx)?;
-        Ok(vec![
-            json!({"role": "system", "content": system.trim()}),
-            json!({"role": "user", "content": user.trim()}),
-        ])
-    }
-}
 
 pub struct LlmGenerator {
     task: &'static TaskPreset,
@@ -183,9 +86,10 @@ impl LlmGenerator {
             let parsed = self
                 .candidate_from_reply(example, &reply.content, seed_now)
                 .and_then(|c| match wanted {
-                    Some(w) if c.edit_type != w => {
-                        Err(format!("asked for edit type `{w}`, got `{}`", c.edit_type))
-                    }
+                    Some(w) if c.edit_type != w => Err(BadReply(format!(
+                        "asked for edit type `{w}`, got `{}`",
+                        c.edit_type
+                    ))),
                     _ => Ok(c),
                 });
             match parsed {
@@ -210,7 +114,7 @@ impl LlmGenerator {
         example: &SourceExample,
         content: &str,
         seed: u64,
-    ) -> Result<Candidate, String> {
+    ) -> Result<Candidate, BadReply> {
         let value = extract_json_object(content).ok_or("reply is not a JSON object")?;
         schema::validate(&self.prompts.schema, &value)?;
         let r = &self.task.reply;

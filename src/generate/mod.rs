@@ -14,6 +14,10 @@ use futures::future::BoxFuture;
 
 use crate::record::{Candidate, SourceExample};
 
+/// The generate stage's funnel reason for a source that got no candidate
+/// (no rule applied, or every reply was unusable).
+pub const NO_CANDIDATES: &str = "no_candidates";
+
 /// What generation made of one source example.
 #[derive(Debug, Default)]
 pub struct Generated {

@@ -3,33 +3,9 @@
 //! are free) and, once reached, stops the run cleanly: committed output
 //! stays, and a rerun with a larger budget resumes where this one stopped.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
-
-/// Price of a model, per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub prompt_per_million: f64,
-    pub completion_per_million: f64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BudgetConfig {
-    #[serde(default)]
-    pub max_requests: Option<u64>,
-    #[serde(default)]
-    pub max_tokens: Option<u64>,
-    /// In the currency of `prices`; needs a price for every model used.
-    #[serde(default)]
-    pub max_cost: Option<f64>,
-    /// Model name → price, for the cost estimate in the manifest.
-    #[serde(default)]
-    pub prices: BTreeMap<String, Price>,
-}
+pub use crate::config::{BudgetConfig, Price};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("budget reached: {0}")]
@@ -145,7 +121,7 @@ mod tests {
 
     #[test]
     fn cost_budget_uses_the_price_table() {
-        let mut prices = BTreeMap::new();
+        let mut prices = std::collections::BTreeMap::new();
         prices.insert(
             "m".to_string(),
             Price {

@@ -27,18 +27,7 @@ use serde_json::Value;
 
 use crate::text::sha256_hex;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CacheMode {
-    /// Read and write (the default).
-    #[default]
-    Use,
-    /// Neither read nor write (`--no-cache`).
-    Off,
-    /// Write only: every request is sent again and its answer replaces the
-    /// cached one (`--refresh-cache`).
-    Refresh,
-}
+pub use crate::config::CacheMode;
 
 #[derive(Debug, thiserror::Error)]
 #[error("response cache `{path}`: {message}")]
@@ -59,7 +48,8 @@ struct Writer {
     thread: std::thread::JoinHandle<()>,
 }
 
-type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+/// The commit's outcome, shared by every reply in its transaction.
+type Ack = tokio::sync::oneshot::Sender<Result<(), std::sync::Arc<rusqlite::Error>>>;
 
 enum Write {
     Put {
@@ -94,33 +84,14 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Write>) {
             }
             tx.commit()
         })()
-        .map_err(|e| format!("writing: {e}"));
+        .map_err(std::sync::Arc::new);
         for Write::Put { ack, .. } in batch {
             let _ = ack.send(result.clone());
         }
     }
 }
 
-/// Serialise a JSON value with object keys sorted at every level, so that
-/// equal requests hash equally whatever order their fields were built in.
-pub fn canonical_json(v: &Value) -> String {
-    fn sorted(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                let mut out = serde_json::Map::new();
-                for k in keys {
-                    out.insert(k.clone(), sorted(&m[k]));
-                }
-                Value::Object(out)
-            }
-            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    sorted(v).to_string()
-}
+pub use crate::text::canonical_json;
 
 /// The cache key of a request: sha256 over the namespace (the endpoint's
 /// base URL unless the config names one), the endpoint path and the
@@ -235,7 +206,7 @@ impl ResponseCache {
         }
         done.await
             .map_err(|_| self.err("the writer thread stopped"))?
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(format!("writing: {e}")))
     }
 
     /// Every key in the cache (for tests and `foil inspect`).

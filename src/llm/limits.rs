@@ -16,6 +16,17 @@ pub struct Limits {
     pub tokens_per_minute: Option<f64>,
 }
 
+impl Limits {
+    /// The limits an endpoint's config asks for.
+    pub fn of(endpoint: &crate::config::EndpointConfig) -> Self {
+        Limits {
+            max_concurrent: endpoint.max_concurrent,
+            requests_per_minute: endpoint.requests_per_minute,
+            tokens_per_minute: endpoint.tokens_per_minute,
+        }
+    }
+}
+
 struct TokenBucket {
     capacity: f64,
     available: f64,

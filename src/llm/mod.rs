@@ -9,6 +9,7 @@
 pub mod budget;
 pub mod cache;
 pub mod limits;
+pub mod prompt;
 mod retry;
 pub mod schema;
 
@@ -52,6 +53,30 @@ pub enum LlmError {
     Budget(#[from] BudgetExhausted),
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
+}
+
+/// Why a reply that arrived cannot be used: not the shape the caller asked
+/// for (no content, wrong count, not JSON, breaks the reply schema).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadReply(pub String);
+
+impl From<&str> for BadReply {
+    fn from(s: &str) -> Self {
+        BadReply(s.to_string())
+    }
+}
+
+impl From<String> for BadReply {
+    fn from(s: String) -> Self {
+        BadReply(s)
+    }
+}
+
+impl From<schema::SchemaError> for BadReply {
+    fn from(e: schema::SchemaError) -> Self {
+        BadReply(e.to_string())
+    }
 }
 
 impl From<LlmError> for crate::record::StageError {
@@ -168,7 +193,7 @@ impl OpenAiClient {
             key,
             max_attempts: endpoint.max_attempts,
             retry_base: Duration::from_millis(endpoint.retry_base_ms),
-            limiter: Limiter::new(endpoint.limits()),
+            limiter: Limiter::new(limits::Limits::of(endpoint)),
             shared,
             schema_refused: AtomicBool::new(false),
             stats: ClientStats::default(),
@@ -264,7 +289,7 @@ impl OpenAiClient {
         path: &str,
         body: &Value,
         variant: u32,
-        check: &(dyn Fn(&Value) -> Result<(), String> + Sync),
+        check: &(dyn Fn(&Value) -> Result<(), BadReply> + Sync),
     ) -> Result<(Value, u32, bool), (LlmError, u32)> {
         let namespace = self.shared.cache_namespace.as_deref().unwrap_or(&self.base);
         let mut key = cache_key(namespace, path, body);
@@ -291,11 +316,11 @@ impl OpenAiClient {
                 let _permit = self.limiter.acquire(estimate).await;
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 self.post_once(&url, body).await.and_then(|v| {
-                    check(&v).map(|_| v).map_err(|message| {
+                    check(&v).map(|_| v).map_err(|bad| {
                         (
                             LlmError::Decode {
                                 url: url.clone(),
-                                message,
+                                message: bad.0,
                             },
                             None,
                         )
@@ -341,10 +366,10 @@ impl OpenAiClient {
     /// `POST /chat/completions`; the body is sent as given. A reply without
     /// `choices[0].message.content` counts as a bad reply and is retried.
     pub async fn chat(&self, body: &Value, variant: u32) -> Result<ChatReply, (LlmError, u32)> {
-        let check = |v: &Value| -> Result<(), String> {
+        let check = |v: &Value| -> Result<(), BadReply> {
             match v["choices"][0]["message"]["content"].as_str() {
                 Some(_) => Ok(()),
-                None => Err("no choices[0].message.content".to_string()),
+                None => Err("no choices[0].message.content".into()),
             }
         };
         let (v, attempts, cached) = self
@@ -408,12 +433,12 @@ impl OpenAiClient {
     ) -> Result<Vec<Vec<f32>>, LlmError> {
         let body = json!({"model": model, "input": texts});
         let n = texts.len();
-        let check = move |v: &Value| -> Result<(), String> {
+        let check = move |v: &Value| -> Result<(), BadReply> {
             let len = v["data"].as_array().map_or(0, Vec::len);
             if len == n {
                 Ok(())
             } else {
-                Err(format!("{len} embeddings for {n} inputs"))
+                Err(BadReply(format!("{len} embeddings for {n} inputs")))
             }
         };
         let (v, _, _) = self

@@ -5,6 +5,24 @@
 
 use serde_json::Value;
 
+/// Where a value (or a schema) breaks the schema, and how.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct SchemaError {
+    /// JSONPath-like (`$.edited`).
+    pub path: String,
+    pub problem: String,
+}
+
+impl SchemaError {
+    fn at(path: &str, problem: impl Into<String>) -> Self {
+        SchemaError {
+            path: path.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
 /// Keywords that change what a reply may be, which foil checks.
 const CHECKED: &[&str] = &[
     "type",
@@ -33,12 +51,12 @@ const NOTES: &[&str] = &[
 /// `pattern` or `maxLength` expects replies that break it to be refused,
 /// and ignoring it silently would let them through. Names the keyword
 /// and where it is.
-pub fn check_supported(schema: &Value) -> Result<(), String> {
-    fn walk(s: &Value, path: &str) -> Result<(), String> {
+pub fn check_supported(schema: &Value) -> Result<(), SchemaError> {
+    fn walk(s: &Value, path: &str) -> Result<(), SchemaError> {
         let Some(obj) = s.as_object() else {
-            return Err(format!(
-                "{path}: a schema must be an object, got {}",
-                kind(s)
+            return Err(SchemaError::at(
+                path,
+                format!("a schema must be an object, got {}", kind(s)),
             ));
         };
         for (k, v) in obj {
@@ -47,21 +65,30 @@ pub fn check_supported(schema: &Value) -> Result<(), String> {
                 continue;
             }
             if !CHECKED.contains(&k.as_str()) {
-                return Err(format!(
-                    "{here}: foil does not check `{k}`; it checks {} (remove the keyword, or check it in a filter)",
-                    CHECKED.join(", ")
+                return Err(SchemaError::at(
+                    &here,
+                    format!(
+                        "foil does not check `{k}`; it checks {} (remove the keyword, or check it in a filter)",
+                        CHECKED.join(", ")
+                    ),
                 ));
             }
             match k.as_str() {
                 "type" if !v.is_string() => {
-                    return Err(format!("{here}: foil checks one type name (a string)"));
+                    return Err(SchemaError::at(
+                        &here,
+                        "foil checks one type name (a string)",
+                    ));
                 }
                 "additionalProperties" if !v.is_boolean() => {
-                    return Err(format!("{here}: foil checks only `true` or `false` here"));
+                    return Err(SchemaError::at(
+                        &here,
+                        "foil checks only `true` or `false` here",
+                    ));
                 }
                 "properties" => {
                     let Some(props) = v.as_object() else {
-                        return Err(format!("{here}: expected an object"));
+                        return Err(SchemaError::at(&here, "expected an object"));
                     };
                     for (name, p) in props {
                         walk(p, &format!("{here}.{name}"))?;
@@ -77,7 +104,7 @@ pub fn check_supported(schema: &Value) -> Result<(), String> {
 }
 
 /// Check `value` against `schema`; the error names the offending path.
-pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
+pub fn validate(schema: &Value, value: &Value) -> Result<(), SchemaError> {
     check(schema, value, "$")
 }
 
@@ -94,35 +121,47 @@ fn type_ok(expected: &str, v: &Value) -> bool {
     }
 }
 
-fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
+fn check(schema: &Value, v: &Value, path: &str) -> Result<(), SchemaError> {
     if let Some(t) = schema.get("type").and_then(Value::as_str)
         && !type_ok(t, v)
     {
-        return Err(format!("{path}: expected {t}, got {}", kind(v)));
+        return Err(SchemaError::at(
+            path,
+            format!("expected {t}, got {}", kind(v)),
+        ));
     }
     if let Some(options) = schema.get("enum").and_then(Value::as_array)
         && !options.contains(v)
     {
-        return Err(format!(
-            "{path}: {v} is not one of {}",
-            Value::Array(options.clone())
+        return Err(SchemaError::at(
+            path,
+            format!("{v} is not one of {}", Value::Array(options.clone())),
         ));
     }
     if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), v.as_str())
         && (s.trim().chars().count() as u64) < min
     {
-        return Err(format!("{path}: shorter than {min} characters"));
+        return Err(SchemaError::at(
+            path,
+            format!("shorter than {min} characters"),
+        ));
     }
     if let Some(x) = v.as_f64() {
         if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
             && x < min
         {
-            return Err(format!("{path}: {x} is below the minimum {min}"));
+            return Err(SchemaError::at(
+                path,
+                format!("{x} is below the minimum {min}"),
+            ));
         }
         if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
             && x > max
         {
-            return Err(format!("{path}: {x} is above the maximum {max}"));
+            return Err(SchemaError::at(
+                path,
+                format!("{x} is above the maximum {max}"),
+            ));
         }
     }
     if let Some(obj) = v.as_object() {
@@ -130,7 +169,10 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for r in required.iter().filter_map(Value::as_str) {
                 if !obj.contains_key(r) {
-                    return Err(format!("{path}: missing required field `{r}`"));
+                    return Err(SchemaError::at(
+                        path,
+                        format!("missing required field `{r}`"),
+                    ));
                 }
             }
         }
@@ -138,7 +180,7 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
             match props.and_then(|p| p.get(k)) {
                 Some(s) => check(s, child, &format!("{path}.{k}"))?,
                 None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    return Err(format!("{path}: unexpected field `{k}`"));
+                    return Err(SchemaError::at(path, format!("unexpected field `{k}`")));
                 }
                 None => {}
             }
@@ -184,7 +226,7 @@ mod tests {
         let pattern = json!({"type": "object", "properties": {"edited": {"type": "string", "pattern": "^[A-Z]"}}});
         let e = check_supported(&pattern).unwrap_err();
         assert!(
-            e.contains("$.properties.edited.pattern") && e.contains("`pattern`"),
+            e.path == "$.properties.edited.pattern" && e.problem.contains("`pattern`"),
             "{e}"
         );
         for bad in [
@@ -213,21 +255,29 @@ mod tests {
         assert!(
             validate(&schema(), &missing)
                 .unwrap_err()
+                .to_string()
                 .contains("new_answer")
         );
         let wrong_type = json!({"edited": 3, "new_answer": "a", "edit_type": "entity"});
         assert!(
             validate(&schema(), &wrong_type)
                 .unwrap_err()
+                .to_string()
                 .contains("$.edited")
         );
         let bad_enum = json!({"edited": "x", "new_answer": "a", "edit_type": "vibes"});
         assert!(
             validate(&schema(), &bad_enum)
                 .unwrap_err()
+                .to_string()
                 .contains("edit_type")
         );
         let extra = json!({"edited": "x", "new_answer": "a", "edit_type": "entity", "mood": 1});
-        assert!(validate(&schema(), &extra).unwrap_err().contains("mood"));
+        assert!(
+            validate(&schema(), &extra)
+                .unwrap_err()
+                .problem
+                .contains("mood")
+        );
     }
 }

@@ -199,32 +199,7 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     let mut push = |a: Annotation| ok.push(a);
-    // JSONL (ours or Argilla's) or a JSON array of Argilla records.
-    let values: Vec<(u64, Result<Value, String>)> = if text.trim_start().starts_with('[') {
-        match serde_json::from_str::<Vec<Value>>(&text) {
-            Ok(v) => v
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64 + 1, Ok(v)))
-                .collect(),
-            Err(e) => {
-                return Err(
-                    crate::UsageError::new(format!("`{name}`: not a JSON array: {e}")).into(),
-                );
-            }
-        }
-    } else {
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                (
-                    i as u64 + 1,
-                    serde_json::from_str::<Value>(l).map_err(|e| e.to_string()),
-                )
-            })
-            .collect()
-    };
+    let values = json_values(&name, &text)?;
     for (line, v) in values {
         let origin = format!("{name}:{line}");
         let v = match v {
@@ -239,61 +214,7 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
             }
         };
         if let Some(responses) = v.get("responses").and_then(Value::as_object) {
-            // An Argilla record: responses per question, per user.
-            let pair_id = opt_str(&v["id"]).unwrap_or_default();
-            let by_user = |question: &str| -> Vec<(String, String)> {
-                responses
-                    .get(question)
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| Some((user(r), opt_str(&r["value"])?)))
-                    .collect()
-            };
-            let (corrected_by, label_by) = (by_user("corrected"), by_user("new_label"));
-            for name_q in responses.keys() {
-                if !matches!(name_q.as_str(), "verdict" | "corrected" | "new_label") {
-                    bad.push(Invalid {
-                        origin: origin.clone(),
-                        field: format!("responses.{name_q}"),
-                        problem: format!("unknown question `{name_q}`"),
-                    });
-                }
-            }
-            for r in responses
-                .get("verdict")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if r["status"].as_str().is_some_and(|s| s != "submitted") {
-                    continue;
-                }
-                let who = user(r);
-                let verdict = match &r["value"] {
-                    Value::String(s) => s.clone(),
-                    Value::Array(a) if a.len() == 1 => {
-                        a[0].as_str().unwrap_or_default().to_string()
-                    }
-                    other => other.to_string(),
-                };
-                push(Annotation {
-                    pair_id: pair_id.clone(),
-                    corrected: corrected_by
-                        .iter()
-                        .find(|(u, _)| *u == who)
-                        .map(|(_, c)| c.clone()),
-                    label: label_by
-                        .iter()
-                        .find(|(u, _)| *u == who)
-                        .map(|(_, l)| l.clone()),
-                    annotator: who,
-                    verdict,
-                    queue: "argilla".into(),
-                    source: String::new(),
-                    origin: origin.clone(),
-                });
-            }
+            argilla_annotations(&v, responses, &origin, &mut push, &mut bad);
             continue;
         }
         let Some(verdict) = opt_str(&v["verdict"]) else {
@@ -318,6 +239,95 @@ pub fn import(path: &Path) -> anyhow::Result<(Vec<Annotation>, Vec<Invalid>)> {
         });
     }
     Ok((ok, bad))
+}
+
+/// The JSON values of a JSONL file (one per non-empty line) or of a JSON
+/// array, each with its line (or position); a line that is not JSON is
+/// kept as its error, to be reported with its line.
+type Values = Vec<(u64, Result<Value, serde_json::Error>)>;
+
+fn json_values(name: &str, text: &str) -> Result<Values, crate::UsageError> {
+    if text.trim_start().starts_with('[') {
+        match serde_json::from_str::<Vec<Value>>(text) {
+            Ok(v) => Ok(v
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64 + 1, Ok(v)))
+                .collect()),
+            Err(e) => Err(crate::UsageError::new(format!(
+                "`{name}`: not a JSON array: {e}"
+            ))),
+        }
+    } else {
+        Ok(text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i as u64 + 1, serde_json::from_str::<Value>(l)))
+            .collect())
+    }
+}
+
+/// The verdicts of an Argilla record: responses per question, per user.
+fn argilla_annotations(
+    v: &Value,
+    responses: &serde_json::Map<String, Value>,
+    origin: &str,
+    push: &mut impl FnMut(Annotation),
+    bad: &mut Vec<Invalid>,
+) {
+    let pair_id = opt_str(&v["id"]).unwrap_or_default();
+    let by_user = |question: &str| -> Vec<(String, String)> {
+        responses
+            .get(question)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((user(r), opt_str(&r["value"])?)))
+            .collect()
+    };
+    let (corrected_by, label_by) = (by_user("corrected"), by_user("new_label"));
+    for name_q in responses.keys() {
+        if !matches!(name_q.as_str(), "verdict" | "corrected" | "new_label") {
+            bad.push(Invalid {
+                origin: origin.to_string(),
+                field: format!("responses.{name_q}"),
+                problem: format!("unknown question `{name_q}`"),
+            });
+        }
+    }
+    for r in responses
+        .get("verdict")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if r["status"].as_str().is_some_and(|s| s != "submitted") {
+            continue;
+        }
+        let who = user(r);
+        let verdict = match &r["value"] {
+            Value::String(s) => s.clone(),
+            Value::Array(a) if a.len() == 1 => a[0].as_str().unwrap_or_default().to_string(),
+            other => other.to_string(),
+        };
+        push(Annotation {
+            pair_id: pair_id.clone(),
+            corrected: corrected_by
+                .iter()
+                .find(|(u, _)| *u == who)
+                .map(|(_, c)| c.clone()),
+            label: label_by
+                .iter()
+                .find(|(u, _)| *u == who)
+                .map(|(_, l)| l.clone()),
+            annotator: who,
+            verdict,
+            queue: "argilla".into(),
+            source: String::new(),
+            origin: origin.to_string(),
+        });
+    }
 }
 
 /// Decisions from a filled CSV: `pair_id` and `verdict` columns, with

@@ -59,6 +59,52 @@ pub fn write_reviewed(
         let (verdict, corrected, label) = decide(list);
         rows.push((p, verdict, corrected, list.clone(), label));
     }
+    let mut pairs_df = decided_frame(&rows)?;
+    let mut ann_df = annotations_frame(annotations)?;
+
+    let final_dir = dir.join(REVIEWED_DIR);
+    let tmp = dir.join(format!(".{REVIEWED_DIR}.tmp"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir_all(&tmp)?;
+    let write = |df: &mut DataFrame, name: &str| -> anyhow::Result<()> {
+        let mut f = File::create(tmp.join(name))?;
+        ParquetWriter::new(&mut f)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(df)?;
+        f.sync_all()?;
+        Ok(())
+    };
+    write(&mut pairs_df, "part-00000.parquet")?;
+    write(&mut ann_df, "annotations.parquet")?;
+    let mut text = String::new();
+    for i in invalid {
+        text.push_str(&serde_json::to_string(i)?);
+        text.push('\n');
+    }
+    fs::write(tmp.join("invalid.jsonl"), text)?;
+    let summary = ReviewSummary {
+        queue: queue.to_string(),
+        agreement: stats,
+        invalid: invalid.len(),
+        files: vec![
+            "part-00000.parquet".into(),
+            "annotations.parquet".into(),
+            "invalid.jsonl".into(),
+        ],
+    };
+    fs::write(
+        tmp.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    swap_into_place(&tmp, &final_dir, dir)?;
+    Ok(summary)
+}
+
+/// One row per reviewed pair: the pair, the decided verdict, the corrected
+/// text, the annotators and their agreement.
+fn decided_frame(rows: &[Decided]) -> anyhow::Result<DataFrame> {
     let s = |f: &dyn Fn(&Decided) -> Option<String>| {
         Column::new("x".into(), rows.iter().map(f).collect::<Vec<_>>())
     };
@@ -118,11 +164,15 @@ pub fn write_reviewed(
                 .collect::<Vec<_>>(),
         ),
     ];
-    let mut pairs_df = DataFrame::new(rows.len(), cols)?;
+    Ok(DataFrame::new(rows.len(), cols)?)
+}
+
+/// One row per annotation.
+fn annotations_frame(annotations: &[Annotation]) -> anyhow::Result<DataFrame> {
     let a = |f: &dyn Fn(&Annotation) -> Option<String>, n: &str| {
         Column::new(n.into(), annotations.iter().map(f).collect::<Vec<_>>())
     };
-    let mut ann_df = DataFrame::new(
+    Ok(DataFrame::new(
         annotations.len(),
         vec![
             a(&|x| Some(x.pair_id.clone()), "pair_id"),
@@ -134,56 +184,24 @@ pub fn write_reviewed(
             a(&|x| Some(x.source.clone()), "source"),
             a(&|x| Some(x.origin.clone()), "origin"),
         ],
-    )?;
+    )?)
+}
 
-    let final_dir = dir.join(REVIEWED_DIR);
-    let tmp = dir.join(format!(".{REVIEWED_DIR}.tmp"));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp)?;
-    }
-    fs::create_dir_all(&tmp)?;
-    let write = |df: &mut DataFrame, name: &str| -> anyhow::Result<()> {
-        let mut f = File::create(tmp.join(name))?;
-        ParquetWriter::new(&mut f)
-            .with_compression(ParquetCompression::Zstd(None))
-            .finish(df)?;
-        f.sync_all()?;
-        Ok(())
-    };
-    write(&mut pairs_df, "part-00000.parquet")?;
-    write(&mut ann_df, "annotations.parquet")?;
-    let mut text = String::new();
-    for i in invalid {
-        text.push_str(&serde_json::to_string(i)?);
-        text.push('\n');
-    }
-    fs::write(tmp.join("invalid.jsonl"), text)?;
-    let summary = ReviewSummary {
-        queue: queue.to_string(),
-        agreement: stats,
-        invalid: invalid.len(),
-        files: vec![
-            "part-00000.parquet".into(),
-            "annotations.parquet".into(),
-            "invalid.jsonl".into(),
-        ],
-    };
-    fs::write(
-        tmp.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
+/// Replace `final_dir` (in `dir`) with `tmp`, keeping the old one until the
+/// new one is in place.
+fn swap_into_place(tmp: &Path, final_dir: &Path, dir: &Path) -> anyhow::Result<()> {
     if final_dir.exists() {
         let old: PathBuf = dir.join(format!(".{REVIEWED_DIR}.old"));
         if old.exists() {
             fs::remove_dir_all(&old)?;
         }
-        fs::rename(&final_dir, &old)?;
-        fs::rename(&tmp, &final_dir)?;
+        fs::rename(final_dir, &old)?;
+        fs::rename(tmp, final_dir)?;
         fs::remove_dir_all(&old)?;
     } else {
-        fs::rename(&tmp, &final_dir)?;
+        fs::rename(tmp, final_dir)?;
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// The annotations an earlier pull or import left in `DIR/reviewed/`

@@ -16,10 +16,11 @@ use crate::embed::{CachedEmbedder, Embedder};
 use crate::filter::{EditDistance, Filter, LabelChange, SimilarityBand, Verifier};
 use crate::generate::Generator;
 use crate::generate::given::GivenEdits;
-use crate::generate::llm::{LlmGenerator, PromptSet};
+use crate::generate::llm::LlmGenerator;
 use crate::generate::rules::RulesGenerator;
 use crate::llm::budget::Budget;
 use crate::llm::cache::ResponseCache;
+use crate::llm::prompt::PromptSet;
 use crate::llm::{OpenAiClient, Shared};
 
 async fn build_embedder(
@@ -100,8 +101,8 @@ impl Pipeline {
                     *max_per_op,
                 )),
                 GeneratorConfig::Llm(llm) => {
-                    let set =
-                        PromptSet::load(task, llm.prompts_dir.as_deref()).map_err(UsageError)?;
+                    let set = PromptSet::load(task, llm.prompts_dir.as_deref())
+                        .map_err(|e| UsageError::new(e.to_string()))?;
                     prompts.insert(task.name.to_string(), set.sha256.clone());
                     let client = Arc::new(OpenAiClient::new(&llm.endpoint, shared.clone())?);
                     clients.push(("generate".to_string(), client.clone()));
@@ -131,7 +132,7 @@ impl Pipeline {
                         &crate::tasks::VERIFY_PROMPTS,
                         v.prompts_dir.as_deref(),
                     )
-                    .map_err(UsageError)?;
+                    .map_err(|e| UsageError::new(e.to_string()))?;
                     prompts.insert("verify".to_string(), set.sha256.clone());
                     let client = Arc::new(OpenAiClient::new(&v.endpoint, shared.clone())?);
                     clients.push(("verify".to_string(), client.clone()));

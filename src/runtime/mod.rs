@@ -22,7 +22,6 @@ mod build;
 pub mod progress;
 mod resume;
 mod stages;
-pub mod state;
 mod window;
 
 use std::collections::BTreeMap;
@@ -42,11 +41,11 @@ use crate::sink::Manifest;
 use crate::sink::manifest::{Models, SCHEMA_VERSION};
 use crate::sink::stage::{SinkSetup, SinkStage, Staged};
 pub use crate::sink::stage::{Stop, StopReason};
+use crate::sink::state::{self, RunState};
 use crate::source::{self, SourceError, SourceItem};
 use crate::tasks::TaskPreset;
 use progress::{Progress, ProgressMode};
 use stages::Item;
-use state::RunState;
 
 /// Distinct texts the embedding cache keeps (two generations of this many).
 pub(crate) const EMBED_CACHE_ENTRIES: usize = 50_000;
@@ -132,12 +131,12 @@ impl Pipeline {
     fn outcome(
         &self,
         reader: Result<bool, SourceError>,
-        intake: Result<(), String>,
+        intake: Result<(), stages::TooManyBadRows>,
         nothing_new: bool,
     ) -> Outcome {
         match (reader, intake, self.stop.reason()) {
             (Err(e), _, _) => Outcome::Failed(e.to_string()),
-            (_, Err(e), _) => Outcome::Failed(e),
+            (_, Err(e), _) => Outcome::Failed(e.to_string()),
             (_, _, Some(reason)) => Outcome::Stopped(reason),
             (Ok(true), Ok(()), None) if nothing_new => Outcome::AlreadyComplete,
             (Ok(true), Ok(()), None) => Outcome::Complete,
@@ -179,28 +178,6 @@ impl Pipeline {
         }
     }
 
-    /// Stop on SIGINT/SIGTERM after the items in flight; a second signal
-    /// exits at once (committed output is consistent at any instant).
-    fn watch_signals(&self) -> Option<tokio::task::JoinHandle<()>> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int = signal(SignalKind::interrupt()).ok()?;
-        let mut term = signal(SignalKind::terminate()).ok()?;
-        let stop = self.stop.clone();
-        Some(tokio::spawn(async move {
-            let which = tokio::select! {
-                _ = int.recv() => 2,
-                _ = term.recv() => 15,
-            };
-            eprintln!("foil: stopping after the items in flight; signal again to quit now");
-            stop.request(StopReason::Signal(which));
-            tokio::select! {
-                _ = int.recv() => {},
-                _ = term.recv() => {},
-            }
-            std::process::exit(128 + which);
-        }))
-    }
-
     /// Run to the end of the input (or to a stop). The output folder then
     /// holds shards, rejects, side files and a manifest; a run that stops or
     /// dies part way is resumed by running it again.
@@ -222,7 +199,6 @@ impl Pipeline {
             SourceError::Usage(u) => anyhow::Error::new(u),
             other => anyhow::Error::new(other),
         })?;
-        let signals = self.watch_signals();
 
         let concurrency = self.config.concurrency;
         let mut names = vec!["read".to_string(), "generate".to_string()];
@@ -282,9 +258,6 @@ impl Pipeline {
             .context("writing the output")?;
         if let Some(l) = logger {
             l.abort();
-        }
-        if let Some(s) = signals {
-            s.abort();
         }
         progress.finish();
 

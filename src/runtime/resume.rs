@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::progress::ProgressMode;
-use super::state::{Checkpoint, EarlierSources, RunState};
 use crate::sink;
+use crate::sink::state::{Checkpoint, EarlierSources, RunState};
 
 pub(super) struct Resume {
     /// The last checkpoint of the same config, if any.

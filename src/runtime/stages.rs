@@ -92,6 +92,17 @@ pub(super) fn spawn_reader(
     })
 }
 
+/// The input had more bad rows than the run allows.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "more than {max_bad} bad input rows (raise --max-bad-rows to go on); first: {first}; \
+     all are listed in quarantine.jsonl"
+)]
+pub struct TooManyBadRows {
+    pub max_bad: u64,
+    pub first: String,
+}
+
 /// Intake: count bad rows against the limit, pass everything on.
 pub(super) fn spawn_intake(
     mut item_rx: mpsc::Receiver<SourceItem>,
@@ -99,7 +110,7 @@ pub(super) fn spawn_intake(
     mut bad_so_far: u64,
     max_bad: u64,
     read_progress: Arc<StageProgress>,
-) -> JoinHandle<Result<(), String>> {
+) -> JoinHandle<Result<(), TooManyBadRows>> {
     // Intake: count bad rows against the limit, pass everything on.
     tokio::spawn(async move {
         let mut first_bad: Option<String> = None;
@@ -114,11 +125,10 @@ pub(super) fn spawn_intake(
                     if bad_so_far > max_bad {
                         // The row itself still reaches quarantine.
                         let _ = ex_tx.send(Item::Bad(bad)).await;
-                        return Err(format!(
-                            "more than {max_bad} bad input rows (raise --max-bad-rows to go on); first: {}; \
-                             all are listed in quarantine.jsonl",
-                            first_bad.unwrap_or_default()
-                        ));
+                        return Err(TooManyBadRows {
+                            max_bad,
+                            first: first_bad.unwrap_or_default(),
+                        });
                     }
                     Item::Bad(bad)
                 }

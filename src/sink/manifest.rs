@@ -223,10 +223,27 @@ impl Manifest {
         super::write_atomic(&dir.join(super::MANIFEST), text.as_bytes())
     }
 
-    pub fn read(dir: &Path) -> Result<Self, String> {
+    pub fn read(dir: &Path) -> Result<Self, ManifestError> {
         let path = dir.join(super::MANIFEST);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("reading `{}`: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(err) => return Err(ManifestError::Read { path, err }),
+        };
+        serde_json::from_str(&text).map_err(|err| ManifestError::Parse { path, err })
     }
+}
+
+/// Why an output folder's manifest cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("reading `{}`: {err}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
+    #[error("`{}`: {err}", path.display())]
+    Parse {
+        path: std::path::PathBuf,
+        err: serde_json::Error,
+    },
 }

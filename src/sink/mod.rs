@@ -6,13 +6,17 @@
 //! a reader never sees half a shard.
 
 pub mod columns;
+pub mod earlier;
 pub mod manifest;
 pub mod shards;
 pub mod stage;
+pub mod state;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+pub use crate::files::{tmp_path, write_atomic};
 
 pub use manifest::Manifest;
 pub use shards::ShardWriter;
@@ -22,23 +26,6 @@ pub const MANIFEST: &str = "manifest.json";
 pub const QUARANTINE: &str = "quarantine.jsonl";
 pub const DEAD_LETTER: &str = "dead-letter.jsonl";
 pub const REJECTED_DIR: &str = "rejected";
-
-/// Write `bytes` to `path` atomically: temp file, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = tmp_path(path);
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)
-}
-
-pub fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
 
 /// Cut `path` back to `len` bytes (removing it when `len` is 0): lines a
 /// killed run wrote after its last checkpoint.

@@ -1,7 +1,7 @@
 //! The sink stage: the barrier at the end of the pipeline. It takes the
 //! staged sources in input order and does exact and near dedup, writes
 //! shards, quarantine and dead letters, counts every stage's funnel and
-//! commits checkpoints to the run state ([`crate::runtime::state`]).
+//! commits checkpoints to the run state ([`state`]).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::UsageError;
 use crate::config::PipelineConfig;
 use crate::dedup::{ExactDedup, NearDedup};
 use crate::generate::Generated;
 use crate::llm::OpenAiClient;
 use crate::llm::budget::Budget;
 use crate::record::{SourceBatch, SourceExample, StageError};
-use crate::runtime::state::{self, Checkpoint, DeadUpdate, RunState};
 use crate::sink::manifest::{Counts, StageFunnel, StageUsage, Usage, count_pair};
+use crate::sink::state::{self, Checkpoint, DeadUpdate, RunState};
 use crate::sink::{self, JsonlFile, Manifest, ShardWriter};
 use crate::source::BadRow;
 use crate::tasks::TaskPreset;
@@ -180,7 +179,7 @@ impl SinkStage {
         if p.config.dedup.near.enabled {
             let mut n = NearDedup::new(p.config.dedup.near.clone())
                 .spill_to(&index_dir.join("near"), p.config.dedup.near_share());
-            let loaded = n.load_earlier().map_err(UsageError::new)?;
+            let loaded = super::earlier::load_against(&mut n)?;
             if loaded > 0 {
                 tracing::info!(pairs = loaded, "near-dedup against earlier output");
             }
@@ -372,7 +371,7 @@ impl SinkStage {
         } else if generated.failure.is_some() {
             self.generate.failed += 1;
         } else {
-            self.generate.reject("no_candidates");
+            self.generate.reject(crate::generate::NO_CANDIDATES);
         }
 
         if let Some(d) = &mut self.dedup {

@@ -251,117 +251,16 @@ impl RowMapper {
             row.iter().find(|(name, _)| name == col).map(|(_, v)| v)
         };
         let mut used: Vec<&str> = Vec::new();
-        let mut fields = BTreeMap::new();
-        for (field, column, required) in &self.fields {
-            used.push(column);
-            match lookup(column) {
-                Some(Some(value)) => {
-                    if value.len() > self.max_field_bytes {
-                        return SourceItem::Bad(self.bad(
-                            seq,
-                            line,
-                            Some(column),
-                            "field_too_large",
-                            format!(
-                                "field `{column}` is {} bytes, over the limit of {}",
-                                value.len(),
-                                self.max_field_bytes
-                            ),
-                        ));
-                    }
-                    if value.trim().is_empty() {
-                        if *required {
-                            return SourceItem::Bad(self.bad(
-                                seq,
-                                line,
-                                Some(column),
-                                "empty_field",
-                                format!("field `{column}` is empty"),
-                            ));
-                        }
-                        continue;
-                    }
-                    fields.insert(field.clone(), value.clone());
-                }
-                _ if *required => {
-                    return SourceItem::Bad(self.bad(
-                        seq,
-                        line,
-                        Some(column),
-                        "missing_field",
-                        format!("required field `{column}` (task field `{field}`) is missing"),
-                    ));
-                }
-                _ => {}
+        let mapped = self.task_fields(&lookup, &mut used).and_then(|fields| {
+            let source_id = self.source_id(&lookup, &fields, &mut used)?;
+            let given = self.given_edit(&lookup, &fields, &mut used)?;
+            Ok((fields, source_id, given))
+        });
+        let (fields, source_id, given) = match mapped {
+            Ok(m) => m,
+            Err(p) => {
+                return SourceItem::Bad(self.bad(seq, line, Some(p.column), p.code, p.reason));
             }
-        }
-        let source_id = match &self.id_column {
-            Some(col) => {
-                used.push(col);
-                match lookup(col) {
-                    Some(Some(v)) if !v.trim().is_empty() => v.clone(),
-                    _ => {
-                        return SourceItem::Bad(self.bad(
-                            seq,
-                            line,
-                            Some(col),
-                            "missing_field",
-                            format!("id column `{col}` is missing or empty"),
-                        ));
-                    }
-                }
-            }
-            None => SourceExample::content_id(self.task.name, &fields),
-        };
-        let given = if self.edited.is_some() || !self.edited_fields.is_empty() {
-            let opt = |c: &str| -> Option<String> {
-                lookup(c)
-                    .cloned()
-                    .flatten()
-                    .filter(|v| !v.trim().is_empty())
-            };
-            let edited = match &self.edited {
-                Some(col) => {
-                    used.push(col);
-                    match opt(col) {
-                        Some(v) => v,
-                        None => {
-                            return SourceItem::Bad(self.bad(
-                                seq,
-                                line,
-                                Some(col),
-                                "missing_field",
-                                format!("edited column `{col}` is missing or empty"),
-                            ));
-                        }
-                    }
-                }
-                // Only other fields were edited: the text stays as it is.
-                None => fields
-                    .get(self.task.edit_field)
-                    .cloned()
-                    .unwrap_or_default(),
-            };
-            let mut edited_fields = BTreeMap::new();
-            for (field, col) in &self.edited_fields {
-                used.push(col);
-                // An empty edited cell means that field was not edited.
-                if let Some(v) = opt(col) {
-                    edited_fields.insert(field.clone(), v);
-                }
-            }
-            used.extend(self.edited_label.iter().map(String::as_str));
-            used.extend(self.edit_type.iter().map(String::as_str));
-            let edited_label = self.edited_label.as_deref().and_then(opt);
-            let edit_type = self.edit_type.as_deref().and_then(opt);
-            Some(GivenEdit {
-                edited,
-                fields: edited_fields,
-                edited_label,
-                edit_type,
-            })
-        } else {
-            None
         };
         let passthrough = row
             .iter()
@@ -380,6 +279,134 @@ impl RowMapper {
             },
         })
     }
+
+    /// The task's fields of a row; the columns read go to `used`.
+    fn task_fields<'a, 'r>(
+        &'a self,
+        lookup: &dyn Fn(&str) -> Option<&'r RawValue>,
+        used: &mut Vec<&'a str>,
+    ) -> Result<BTreeMap<String, String>, RowProblem<'a>> {
+        let mut fields = BTreeMap::new();
+        for (field, column, required) in &self.fields {
+            used.push(column);
+            match lookup(column) {
+                Some(Some(value)) => {
+                    if value.len() > self.max_field_bytes {
+                        return Err(RowProblem {
+                            column,
+                            code: "field_too_large",
+                            reason: format!(
+                                "field `{column}` is {} bytes, over the limit of {}",
+                                value.len(),
+                                self.max_field_bytes
+                            ),
+                        });
+                    }
+                    if value.trim().is_empty() {
+                        if *required {
+                            return Err(RowProblem {
+                                column,
+                                code: "empty_field",
+                                reason: format!("field `{column}` is empty"),
+                            });
+                        }
+                        continue;
+                    }
+                    fields.insert(field.clone(), value.clone());
+                }
+                _ if *required => {
+                    return Err(RowProblem {
+                        column,
+                        code: "missing_field",
+                        reason: format!(
+                            "required field `{column}` (task field `{field}`) is missing"
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(fields)
+    }
+
+    /// The row's id: its id column, or a hash of its content.
+    fn source_id<'a, 'r>(
+        &'a self,
+        lookup: &dyn Fn(&str) -> Option<&'r RawValue>,
+        fields: &BTreeMap<String, String>,
+        used: &mut Vec<&'a str>,
+    ) -> Result<String, RowProblem<'a>> {
+        let Some(col) = &self.id_column else {
+            return Ok(SourceExample::content_id(self.task.name, fields));
+        };
+        used.push(col);
+        match lookup(col) {
+            Some(Some(v)) if !v.trim().is_empty() => Ok(v.clone()),
+            _ => Err(RowProblem {
+                column: col,
+                code: "missing_field",
+                reason: format!("id column `{col}` is missing or empty"),
+            }),
+        }
+    }
+
+    /// The edit a pairs-mode row carries (none outside pairs mode).
+    fn given_edit<'a, 'r>(
+        &'a self,
+        lookup: &dyn Fn(&str) -> Option<&'r RawValue>,
+        fields: &BTreeMap<String, String>,
+        used: &mut Vec<&'a str>,
+    ) -> Result<Option<GivenEdit>, RowProblem<'a>> {
+        if self.edited.is_none() && self.edited_fields.is_empty() {
+            return Ok(None);
+        }
+        let opt = |c: &str| -> Option<String> {
+            lookup(c)
+                .cloned()
+                .flatten()
+                .filter(|v| !v.trim().is_empty())
+        };
+        let edited = match &self.edited {
+            Some(col) => {
+                used.push(col);
+                opt(col).ok_or_else(|| RowProblem {
+                    column: col,
+                    code: "missing_field",
+                    reason: format!("edited column `{col}` is missing or empty"),
+                })?
+            }
+            // Only other fields were edited: the text stays as it is.
+            None => fields
+                .get(self.task.edit_field)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let mut edited_fields = BTreeMap::new();
+        for (field, col) in &self.edited_fields {
+            used.push(col);
+            // An empty edited cell means that field was not edited.
+            if let Some(v) = opt(col) {
+                edited_fields.insert(field.clone(), v);
+            }
+        }
+        used.extend(self.edited_label.iter().map(String::as_str));
+        used.extend(self.edit_type.iter().map(String::as_str));
+        let edited_label = self.edited_label.as_deref().and_then(opt);
+        let edit_type = self.edit_type.as_deref().and_then(opt);
+        Ok(Some(GivenEdit {
+            edited,
+            fields: edited_fields,
+            edited_label,
+            edit_type,
+        }))
+    }
+}
+
+/// Why a row cannot be used: the column, a reason code and a message.
+struct RowProblem<'a> {
+    column: &'a str,
+    code: &'static str,
+    reason: String,
 }
 
 /// Render a JSON value as a raw input value: strings as they are, null as

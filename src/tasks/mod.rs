@@ -6,7 +6,9 @@
 //! Presets are data: adding a task is a `prompts/<task>/` folder and one
 //! entry in [`PRESETS`]; the runtime never matches on a task name.
 
-use crate::filter::edit_measure::EditBounds;
+mod bounds;
+
+pub use bounds::EditBounds;
 
 /// A field of the task's input.
 #[derive(Debug, Clone, Copy)]

@@ -10,6 +10,7 @@ mod determinism;
 mod embed;
 mod evaluate;
 mod incremental;
+mod layers;
 mod limits;
 mod llm;
 mod local_llm;

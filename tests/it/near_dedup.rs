@@ -327,7 +327,7 @@ fn against_an_earlier_output_folder_rejects_its_repeats() {
 
 #[test]
 fn the_index_survives_a_restart_through_the_run_state() {
-    use foil::runtime::state::{Checkpoint, RunState};
+    use foil::sink::state::{Checkpoint, RunState};
     let d = tempfile::tempdir().unwrap();
     let first_edit = text(1, &[(10, "alpha")]);
     let repeat = text(1, &[(30, "beta")]);

@@ -18,6 +18,8 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::tasks::EditBounds;
+
 mod align;
 mod broken;
 mod tokens;
@@ -70,6 +72,10 @@ pub struct EditOp {
 pub const NO_OP: &str = "no_op";
 /// Reason for an edit below [`EditBounds::min_related_share`].
 pub const UNRELATED: &str = "unrelated_text";
+/// More edit operations than the bounds allow for the field's length.
+pub const TOO_MANY_EDIT_OPS: &str = "too_many_edit_ops";
+/// More changed words than the bounds allow for the field's length.
+pub const TOO_MANY_CHANGED_WORDS: &str = "too_many_changed_words";
 
 /// What the alignment shows is broken about an edit, rather than merely
 /// too large. (A no-op and an unrelated text are bounds questions:
@@ -166,75 +172,8 @@ pub fn measure_field_in(
         return m;
     }
 
-    // Swaps and moves first: a stretch of hunks i..=j whose edited side is
-    // the original side with two blocks exchanged is one operation.
-    let mut used = vec![false; hunks.len()];
-    let mut ops: Vec<EditOp> = Vec::new();
-    let mut i = 0;
-    while i < hunks.len() {
-        let hi = hunks[i];
-        let mut found = None;
-        for (j, hj) in hunks.iter().enumerate().skip(i) {
-            if hj.a1 - hi.a0 > MAX_EXCHANGE_WORDS || hj.b1 - hi.b0 > MAX_EXCHANGE_WORDS {
-                break;
-            }
-            let ra: Vec<&str> = keys(&a, hi.a0, hj.a1).into_iter().map(article).collect();
-            let rb: Vec<&str> = keys(&b, hi.b0, hj.b1).into_iter().map(article).collect();
-            if let Some((y, z)) = block_exchange(&ra, &rb) {
-                found = Some((j, y, z));
-                break;
-            }
-        }
-        let Some((j, y, z)) = found else {
-            i += 1;
-            continue;
-        };
-        let (hj, len) = (hunks[j], hunks[j].a1 - hi.a0);
-        // The original region is Y X Z and the edit Z X Y; with X empty
-        // the edit moved a block past its neighbour.
-        let kind = if y + z == len {
-            OpKind::Move
-        } else {
-            OpKind::Swap
-        };
-        ops.push(EditOp {
-            field: field.to_string(),
-            op: kind,
-            from: span_text(original, &a, hi.a0, hi.a0 + y),
-            to: span_text(original, &a, hj.a1 - z, hj.a1),
-            original_at: byte_range(&a, hi.a0, hj.a1, original.len()),
-            edited_at: byte_range(&b, hi.b0, hj.b1, edited.len()),
-        });
-        for u in &mut used[i..=j] {
-            *u = true;
-        }
-        i = j + 1;
-    }
-
-    // The rest, with two replaced pieces joined into one phrase
-    // replacement when only a function word or two separate them ("plays
-    // a musical instrument" → "invented a web search algorithm").
-    let mut rest: Vec<Hunk> = Vec::new();
-    for (i, h) in hunks.iter().enumerate() {
-        if used[i] {
-            continue;
-        }
-        if let Some(last) = rest.last_mut() {
-            let gap_a = &a[last.a1..h.a0];
-            let joinable = last.kind() == OpKind::Substitute
-                && h.kind() == OpKind::Substitute
-                && !gap_a.is_empty()
-                && gap_a.len() <= 2
-                && h.b0 - last.b1 == gap_a.len()
-                && gap_a.iter().all(|t| is_stopword(&t.key));
-            if joinable {
-                last.a1 = h.a1;
-                last.b1 = h.b1;
-                continue;
-            }
-        }
-        rest.push(*h);
-    }
+    let (mut ops, used) = exchanges(field, original, edited, &a, &b, &hunks);
+    let rest = join_replacements(&a, &hunks, &used);
     for h in &rest {
         ops.push(EditOp {
             field: field.to_string(),
@@ -250,34 +189,7 @@ pub fn measure_field_in(
     m.removed_words = rest.iter().map(|h| h.a1 - h.a0).sum();
     m.added_words = rest.iter().map(|h| h.b1 - h.b0).sum();
 
-    // Content kept: the original's content words that are still there in
-    // place, or moved as a block.
-    let content: Vec<&str> = a
-        .iter()
-        .map(|t| t.key.as_str())
-        .filter(|k| !is_stopword(k))
-        .collect();
-    let kept = if content.is_empty() {
-        1.0
-    } else {
-        let lost = rest
-            .iter()
-            .flat_map(|h| &a[h.a0..h.a1])
-            .filter(|t| !is_stopword(&t.key))
-            .count();
-        1.0 - lost as f64 / content.len() as f64
-    };
-    let own: Vec<String> = b
-        .iter()
-        .filter(|t| !is_stopword(&t.key))
-        .map(|t| stem(&t.key))
-        .collect();
-    let anchored = if own.is_empty() {
-        1.0
-    } else {
-        own.iter().filter(|s| example.contains(*s)).count() as f64 / own.len() as f64
-    };
-    m.related_share = kept.max(anchored);
+    m.related_share = related_share(&a, &b, &rest, example);
     let in_order = a.len() - hunks.iter().map(|h| h.a1 - h.a0).sum::<usize>();
     let exchanges = m
         .ops
@@ -309,104 +221,168 @@ pub fn segments<'a>(
     }
 }
 
-/// How large an edit may be, as a function of the field's length: a floor
-/// for short texts and a rate for long ones, so a 12-word caption and a
-/// 600-word review are both judged by what a person would call minimal.
-/// The defaults per task (`tasks/mod.rs`) come from the distribution of
-/// real contrast edits (`scripts/bench-quality` prints it).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EditBounds {
-    /// Operations allowed in any field, however short.
-    pub max_ops: u32,
-    /// Further operations per 100 words of the field.
-    pub ops_per_100_words: f64,
-    /// Changed words allowed in any field, however short.
-    pub max_changed_words: u32,
-    /// Changed words as a share of the field's length, for long fields.
-    pub max_changed_share: f64,
-    /// Least share of the original's content words the edit must keep;
-    /// below it the edit is an unrelated text.
-    pub min_related_share: f64,
-}
-
-impl EditBounds {
-    /// Operations allowed in a field of `words` words.
-    pub fn allowed_ops(&self, words: usize) -> usize {
-        let scaled = (words as f64 * self.ops_per_100_words / 100.0).ceil() as usize;
-        (self.max_ops as usize).max(scaled)
-    }
-
-    /// Changed words allowed in a field of `words` words.
-    pub fn allowed_changed_words(&self, words: usize) -> usize {
-        let scaled = (words as f64 * self.max_changed_share).floor() as usize;
-        (self.max_changed_words as usize).max(scaled)
-    }
-
-    /// A one-line problem with the bounds themselves, if any.
-    pub fn problem(&self) -> Option<String> {
-        let share_ok = |x: f64| (0.0..=1.0).contains(&x);
-        if self.max_ops == 0 || self.max_changed_words == 0 {
-            Some("max_ops and max_changed_words must be above 0 (0 rejects every edit)".into())
-        } else if self.ops_per_100_words.is_nan() || self.ops_per_100_words < 0.0 {
-            Some(format!(
-                "ops_per_100_words must be 0 or more, got {}",
-                self.ops_per_100_words
-            ))
-        } else if !share_ok(self.max_changed_share) || !share_ok(self.min_related_share) {
-            Some(format!(
-                "max_changed_share and min_related_share must be in [0, 1], got {} and {}",
-                self.max_changed_share, self.min_related_share
-            ))
-        } else {
-            None
-        }
-    }
-
+impl FieldMeasure {
     /// Why the field's edit is out of bounds (reason, detail), if it is.
-    pub fn check(&self, m: &FieldMeasure) -> Option<(&'static str, String)> {
-        if !m.changed() {
+    pub fn check(&self, bounds: &EditBounds) -> Option<(&'static str, String)> {
+        if !self.changed() {
             return None;
         }
-        if let Some(b) = m.broken {
-            return Some((b.reason(), broken_detail(b, m)));
+        if let Some(b) = self.broken {
+            return Some((b.reason(), broken_detail(b, self)));
         }
-        if m.related_share < self.min_related_share {
+        if self.related_share < bounds.min_related_share {
             return Some((
                 UNRELATED,
                 format!(
                     "{}: {:.0}% of content words shared with the original < {:.0}%",
-                    m.field,
-                    m.related_share * 100.0,
-                    self.min_related_share * 100.0
+                    self.field,
+                    self.related_share * 100.0,
+                    bounds.min_related_share * 100.0
                 ),
             ));
         }
-        let n = m.original_words;
-        let allowed = self.allowed_ops(n);
-        if m.ops.len() > allowed {
+        let n = self.original_words;
+        let allowed = bounds.allowed_ops(n);
+        if self.ops.len() > allowed {
             return Some((
-                "too_many_edit_ops",
+                TOO_MANY_EDIT_OPS,
                 format!(
                     "{}: {} edit operations > {allowed} allowed for {n} words",
-                    m.field,
-                    m.ops.len()
+                    self.field,
+                    self.ops.len()
                 ),
             ));
         }
-        let allowed = self.allowed_changed_words(n);
-        if m.changed_words() > allowed {
+        let allowed = bounds.allowed_changed_words(n);
+        if self.changed_words() > allowed {
             return Some((
-                "too_many_changed_words",
+                TOO_MANY_CHANGED_WORDS,
                 format!(
                     "{}: {} changed words > {allowed} allowed for {n} words",
-                    m.field,
-                    m.changed_words()
+                    self.field,
+                    self.changed_words()
                 ),
             ));
         }
         None
     }
+}
+
+/// Swaps and moves: a stretch of hunks i..=j whose edited side is the
+/// original side with two blocks exchanged is one operation. The
+/// operations, and which hunks they used.
+fn exchanges(
+    field: &str,
+    original: &str,
+    edited: &str,
+    a: &[Token],
+    b: &[Token],
+    hunks: &[Hunk],
+) -> (Vec<EditOp>, Vec<bool>) {
+    let mut used = vec![false; hunks.len()];
+    let mut ops: Vec<EditOp> = Vec::new();
+    let mut i = 0;
+    while i < hunks.len() {
+        let hi = hunks[i];
+        let mut found = None;
+        for (j, hj) in hunks.iter().enumerate().skip(i) {
+            if hj.a1 - hi.a0 > MAX_EXCHANGE_WORDS || hj.b1 - hi.b0 > MAX_EXCHANGE_WORDS {
+                break;
+            }
+            let ra: Vec<&str> = keys(a, hi.a0, hj.a1).into_iter().map(article).collect();
+            let rb: Vec<&str> = keys(b, hi.b0, hj.b1).into_iter().map(article).collect();
+            if let Some((y, z)) = block_exchange(&ra, &rb) {
+                found = Some((j, y, z));
+                break;
+            }
+        }
+        let Some((j, y, z)) = found else {
+            i += 1;
+            continue;
+        };
+        let (hj, len) = (hunks[j], hunks[j].a1 - hi.a0);
+        // The original region is Y X Z and the edit Z X Y; with X empty
+        // the edit moved a block past its neighbour.
+        let kind = if y + z == len {
+            OpKind::Move
+        } else {
+            OpKind::Swap
+        };
+        ops.push(EditOp {
+            field: field.to_string(),
+            op: kind,
+            from: span_text(original, a, hi.a0, hi.a0 + y),
+            to: span_text(original, a, hj.a1 - z, hj.a1),
+            original_at: byte_range(a, hi.a0, hj.a1, original.len()),
+            edited_at: byte_range(b, hi.b0, hj.b1, edited.len()),
+        });
+        for u in &mut used[i..=j] {
+            *u = true;
+        }
+        i = j + 1;
+    }
+
+    (ops, used)
+}
+
+/// The hunks no exchange used, with two replaced pieces joined into one
+/// phrase replacement when only a function word or two separate them
+/// ("plays a musical instrument" → "invented a web search algorithm").
+fn join_replacements(a: &[Token], hunks: &[Hunk], used: &[bool]) -> Vec<Hunk> {
+    let mut rest: Vec<Hunk> = Vec::new();
+    for (i, h) in hunks.iter().enumerate() {
+        if used[i] {
+            continue;
+        }
+        if let Some(last) = rest.last_mut() {
+            let gap_a = &a[last.a1..h.a0];
+            let joinable = last.kind() == OpKind::Substitute
+                && h.kind() == OpKind::Substitute
+                && !gap_a.is_empty()
+                && gap_a.len() <= 2
+                && h.b0 - last.b1 == gap_a.len()
+                && gap_a.iter().all(|t| is_stopword(&t.key));
+            if joinable {
+                last.a1 = h.a1;
+                last.b1 = h.b1;
+                continue;
+            }
+        }
+        rest.push(*h);
+    }
+    rest
+}
+
+/// Content kept: the larger of the share of the original's content words
+/// still there (in place, or moved as a block) and the share of the edit's
+/// own content words that come from the example.
+fn related_share(a: &[Token], b: &[Token], rest: &[Hunk], example: &HashSet<String>) -> f64 {
+    let content: Vec<&str> = a
+        .iter()
+        .map(|t| t.key.as_str())
+        .filter(|k| !is_stopword(k))
+        .collect();
+    let kept = if content.is_empty() {
+        1.0
+    } else {
+        let lost = rest
+            .iter()
+            .flat_map(|h| &a[h.a0..h.a1])
+            .filter(|t| !is_stopword(&t.key))
+            .count();
+        1.0 - lost as f64 / content.len() as f64
+    };
+    let own: Vec<String> = b
+        .iter()
+        .filter(|t| !is_stopword(&t.key))
+        .map(|t| stem(&t.key))
+        .collect();
+    let anchored = if own.is_empty() {
+        1.0
+    } else {
+        own.iter().filter(|s| example.contains(*s)).count() as f64 / own.len() as f64
+    };
+    kept.max(anchored)
 }
 
 /// The content-word stems of an example's original fields: what an edit's
@@ -505,7 +481,7 @@ impl EditMeasure {
                 "identical to the original after normalisation".into(),
             ));
         }
-        self.changed().find_map(|f| bounds.check(f))
+        self.changed().find_map(|f| f.check(bounds))
     }
 }
 

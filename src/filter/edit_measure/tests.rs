@@ -34,7 +34,7 @@ fn a_swap_of_two_phrases_is_one_operation() {
         "the small blue box is next to the big red ball",
     );
     assert_eq!(kinds(&f), vec![OpKind::Swap], "{:?}", f.ops);
-    assert_eq!(CLAIM.check(&f), None);
+    assert_eq!(f.check(&CLAIM), None);
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn a_replaced_phrase_is_one_operation_whatever_its_length() {
     );
     assert_eq!(kinds(&f), vec![OpKind::Substitute], "{:?}", f.ops);
     assert_eq!(f.ops[0].from, "plays a musical instrument.");
-    assert_eq!(CLAIM.check(&f), None);
+    assert_eq!(f.check(&CLAIM), None);
     let f = m("the man owns a dog", "the man does not own a dog");
     assert_eq!(kinds(&f), vec![OpKind::Substitute]);
     let f = m("the man is tall", "the man is not tall");
@@ -87,7 +87,7 @@ fn spans_point_at_the_words_as_written() {
 fn a_truncation_is_caught() {
     let f = m("Popeye is famous for eating Spinach.", "Popeye is famous");
     assert_eq!(f.broken, Some(Broken::Truncated));
-    assert_eq!(CLAIM.check(&f).map(|r| r.0), Some("truncated"));
+    assert_eq!(f.check(&CLAIM).map(|r| r.0), Some("truncated"));
     // The second half alone, too.
     let f = m(
         "A man in a red shirt is riding a bike down the hill.",
@@ -129,7 +129,7 @@ fn an_unrelated_text_keeps_too_little_of_the_original() {
         "Two women are cooking dinner in a small kitchen.",
     );
     assert!(f.related_share < 0.25, "{}", f.related_share);
-    assert_eq!(CLAIM.check(&f).map(|r| r.0), Some("unrelated_text"));
+    assert_eq!(f.check(&CLAIM).map(|r| r.0), Some("unrelated_text"));
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn a_long_review_with_three_phrase_changes_passes() {
         max_changed_share: 0.4,
         min_related_share: 0.3,
     };
-    assert_eq!(text.check(&f), None);
+    assert_eq!(f.check(&text), None);
     // The same three changes are too many for a short caption's bound…
     assert!(text.allowed_ops(12) >= 3);
     // …while a bound scales with length.
