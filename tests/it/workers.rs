@@ -391,3 +391,41 @@ fn merge_refuses_near_dedup_without_the_rejected_pairs() {
         .code(2)
         .stderr(predicates::str::contains("without writing rejected pairs"));
 }
+
+#[test]
+fn merge_refuses_a_worker_whose_shards_are_not_in_input_order() {
+    let d = tempfile::tempdir().unwrap();
+    let input = input(d.path());
+    let file = pipeline(d.path(), &input);
+    let sharded = d.path().join("sharded");
+    let run_workers = || {
+        for i in 0..2 {
+            foil()
+                .args(["run", file.to_str().unwrap(), "--out"])
+                .arg(&sharded)
+                .args(["--shard", &format!("{i}/2"), "--quiet", "--no-worker-env"])
+                .assert()
+                .success();
+        }
+    };
+    run_workers();
+    // New rows (every row again, under new ids) inserted at the top: an
+    // incremental rerun takes them after the rows it had already written,
+    // so its shards are out of input order.
+    let text = std::fs::read_to_string(&input).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let fresh: Vec<String> = lines[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("early{i:02},{}", r.split_once(',').unwrap().1))
+        .collect();
+    lines.splice(1..1, fresh);
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    run_workers();
+    foil()
+        .args(["merge", sharded.to_str().unwrap(), "--into"])
+        .arg(d.path().join("merged"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("not in input order"));
+}
