@@ -83,6 +83,18 @@ fn single(pipeline: &Path, out: &Path) -> Outcome {
     outcome(out)
 }
 
+/// Run `pipeline` as `n` local workers into `sharded`, one after another.
+fn run_workers(pipeline: &Path, sharded: &Path, n: usize) {
+    for i in 0..n {
+        foil()
+            .args(["run", pipeline.to_str().unwrap(), "--out"])
+            .arg(sharded)
+            .args(["--shard", &format!("{i}/{n}"), "--quiet", "--no-worker-env"])
+            .assert()
+            .success();
+    }
+}
+
 fn merge(dir: &Path, into: &Path) -> Outcome {
     foil()
         .args(["merge", dir.to_str().unwrap(), "--into"])
@@ -115,14 +127,7 @@ fn n_workers_then_merge_equal_one_process() {
     );
 
     let sharded = d.path().join("sharded");
-    for i in 0..3 {
-        foil()
-            .args(["run", file.to_str().unwrap(), "--out"])
-            .arg(&sharded)
-            .args(["--shard", &format!("{i}/3"), "--quiet", "--no-worker-env"])
-            .assert()
-            .success();
-    }
+    run_workers(&file, &sharded, 3);
     // Each worker took a part, and together all of it.
     let parts: Vec<u64> = (0..3)
         .map(|i| {
@@ -341,14 +346,7 @@ max_edit_ratio = 2.0
         .assert()
         .success();
     let sharded = d.path().join("sharded");
-    for i in 0..2 {
-        foil()
-            .args(["run", file.to_str().unwrap(), "--out"])
-            .arg(&sharded)
-            .args(["--shard", &format!("{i}/2"), "--quiet", "--no-worker-env"])
-            .assert()
-            .success();
-    }
+    run_workers(&file, &sharded, 2);
     let merged = d.path().join("merged");
     foil()
         .args(["merge", sharded.to_str().unwrap(), "--into"])
@@ -376,14 +374,7 @@ fn merge_refuses_near_dedup_without_the_rejected_pairs() {
     );
     std::fs::write(&file, text).unwrap();
     let sharded = d.path().join("sharded");
-    for i in 0..2 {
-        foil()
-            .args(["run", file.to_str().unwrap(), "--out"])
-            .arg(&sharded)
-            .args(["--shard", &format!("{i}/2"), "--quiet", "--no-worker-env"])
-            .assert()
-            .success();
-    }
+    run_workers(&file, &sharded, 2);
     foil()
         .args(["merge", sharded.to_str().unwrap(), "--into"])
         .arg(d.path().join("merged"))
@@ -398,17 +389,7 @@ fn merge_refuses_a_worker_whose_shards_are_not_in_input_order() {
     let input = input(d.path());
     let file = pipeline(d.path(), &input);
     let sharded = d.path().join("sharded");
-    let run_workers = || {
-        for i in 0..2 {
-            foil()
-                .args(["run", file.to_str().unwrap(), "--out"])
-                .arg(&sharded)
-                .args(["--shard", &format!("{i}/2"), "--quiet", "--no-worker-env"])
-                .assert()
-                .success();
-        }
-    };
-    run_workers();
+    run_workers(&file, &sharded, 2);
     // New rows (every row again, under new ids) inserted at the top: an
     // incremental rerun takes them after the rows it had already written,
     // so its shards are out of input order.
@@ -421,7 +402,7 @@ fn merge_refuses_a_worker_whose_shards_are_not_in_input_order() {
         .collect();
     lines.splice(1..1, fresh);
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    run_workers();
+    run_workers(&file, &sharded, 2);
     foil()
         .args(["merge", sharded.to_str().unwrap(), "--into"])
         .arg(d.path().join("merged"))
