@@ -1,5 +1,7 @@
-//! The layering in `docs/ARCHITECTURE.md` holds: no module under `src/`
-//! imports from a layer below its own, and every module has a layer.
+//! The code's shape holds: no module under `src/` imports from a layer
+//! below its own (the layers listed in `docs/ARCHITECTURE.md`), every
+//! module has a layer, no file is over 600 lines, no function over 120,
+//! and no error is a bare `String` (tests excepted).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -175,6 +177,121 @@ fn the_layer_check_finds_upward_imports() {
             "config/mod.rs:3: `config` (layer 2) uses `llm` (layer 3)".to_string(),
             "stray.rs: module `stray` has no layer".to_string(),
             "text.rs:1: `text` (layer 1) uses `config` (layer 2)".to_string(),
+        ]
+    );
+}
+
+/// Non-test source: a file's text before its `#[cfg(test)]` module, or
+/// nothing for a `*tests.rs` file; with the path under `src/`.
+fn sources(src: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .filter(|f| !f.to_string_lossy().ends_with("tests.rs"))
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
+            (f.strip_prefix(src).unwrap().display().to_string(), code)
+        })
+        .collect()
+}
+
+/// Functions longer than `most` lines, counted from the `fn` line to the
+/// closing brace at the same indentation, both included.
+fn long_functions(file: &str, code: &str, most: usize) -> Vec<String> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let mut words = body.split_whitespace();
+        let is_fn = loop {
+            match words.next() {
+                Some("pub" | "async" | "unsafe" | "const") => continue,
+                Some(w) if w.starts_with("pub(") => continue,
+                Some("fn") => break true,
+                _ => break false,
+            }
+        };
+        if !is_fn || body.ends_with(';') {
+            continue;
+        }
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            let n = end + 2;
+            if n > most {
+                out.push(format!("{file}:{}: {n} lines: {}", i + 1, body));
+            }
+        }
+    }
+    out
+}
+
+/// `Result<T, String>` written anywhere in `code`.
+fn string_errors(file: &str, code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, _) in code.match_indices("Result<") {
+        let rest = &code[at + "Result<".len()..];
+        let (mut depth, mut comma, mut end) = (1usize, None, None);
+        for (k, ch) in rest.char_indices() {
+            match ch {
+                '<' | '(' | '[' => depth += 1,
+                '>' | ')' | ']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(k);
+                        break;
+                    }
+                }
+                ',' if depth == 1 => comma = Some(k),
+                _ => {}
+            }
+        }
+        if let (Some(c), Some(e)) = (comma, end)
+            && rest[c + 1..e].trim() == "String"
+        {
+            let line = code[..at].matches('\n').count() + 1;
+            out.push(format!("{file}:{line}: Result<{}>", &rest[..e]));
+        }
+    }
+    out
+}
+
+#[test]
+fn files_and_functions_stay_small_and_errors_are_types() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for (file, code) in sources(&src) {
+        let all = std::fs::read_to_string(src.join(&file)).unwrap();
+        let n = all.lines().count();
+        if n > 600 {
+            found.push(format!("{file}: {n} lines"));
+        }
+        found.extend(long_functions(&file, &code, 120));
+        found.extend(string_errors(&file, &code));
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn the_shape_checks_find_what_they_look_for() {
+    let long = format!(
+        "pub(crate) async fn f() {{\n{}}}\nfn g() {{}}\n",
+        "    x;\n".repeat(120)
+    );
+    assert_eq!(
+        long_functions("a.rs", &long, 120),
+        vec!["a.rs:1: 122 lines: pub(crate) async fn f() {"]
+    );
+    assert!(long_functions("a.rs", &long, 122).is_empty());
+    let code = "fn a() -> Result<Vec<u8>, String> {}\nfn b() -> Result<(), Error> {}\ntype C = Result<HashMap<String, String>, String>;\n";
+    assert_eq!(
+        string_errors("b.rs", code),
+        vec![
+            "b.rs:1: Result<Vec<u8>, String>",
+            "b.rs:3: Result<HashMap<String, String>, String>"
         ]
     );
 }
