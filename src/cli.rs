@@ -414,10 +414,11 @@ pub struct DedupArgs {
     /// Turn MinHash near-duplicate dedup off (exact dedup stays).
     #[arg(long, help_heading = "Dedup", conflicts_with = "against")]
     pub no_near_dedup: bool,
-    /// Estimated Jaccard similarity at which two edits are near-duplicates.
+    /// Jaccard similarity at which two edits are near-duplicates (exact for
+    /// texts up to 60 words, estimated beyond).
     #[arg(long, help_heading = "Dedup")]
     pub near_threshold: Option<f64>,
-    /// Also reject an edit whose estimated Jaccard similarity to its own
+    /// Also reject an edit whose Jaccard similarity to its own
     /// original reaches this (off by default: the edit measure rejects
     /// no-ops, and a fixed bound rejects minimal edits of long texts).
     #[arg(long, help_heading = "Dedup")]

@@ -329,11 +329,11 @@ pub struct NearDedupConfig {
     pub rows: usize,
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Estimated Jaccard similarity at or above which two edited examples
-    /// are near-duplicates.
+    /// Jaccard similarity (exact for texts up to 60 words, estimated beyond)
+    /// at or above which two edited examples are near-duplicates.
     #[serde(default = "default_threshold")]
     pub threshold: f64,
-    /// Estimated Jaccard similarity to the original at or above which an
+    /// Jaccard similarity to the original at or above which an
     /// edit has collapsed back to its source (off unless set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_threshold: Option<f64>,

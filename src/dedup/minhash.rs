@@ -1,6 +1,8 @@
 //! MinHash over word n-grams: seeded permutations modulo the Mersenne
 //! prime 2^61 − 1, signatures, their 16-bit compact form and the Jaccard
-//! estimate two compact signatures give.
+//! estimate two compact signatures give; and the exact shingle set that a
+//! short text keeps in the signature's room instead, so the decision on a
+//! candidate LSH found is the true Jaccard, not an estimate.
 
 use super::near::NearDedupConfig;
 use crate::text::{hash64, mix64, words};
@@ -124,4 +126,91 @@ pub fn estimate(a: &[u16], b: &[u16]) -> f64 {
     let agree = a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64;
     let chance = 1.0 / 65536.0;
     ((agree - chance) / (1.0 - chance)).clamp(0.0, 1.0)
+}
+
+/// Marks a payload that holds the exact shingle set, not a signature. Two
+/// slots, so a signature begins with it by chance once in 2³² entries (and
+/// then must also hold a count that fits).
+const EXACT_TAG: [u16; 2] = [0xE8AC, 0x5E75];
+
+/// Shingles a payload of `slots` u16 slots holds exactly: tag, count, then
+/// two slots a 32-bit hash (62 at the default 128 permutations, so texts up
+/// to 60 words).
+fn exact_room(slots: usize) -> usize {
+    slots.saturating_sub(3) / 2
+}
+
+/// A text's shingle set as 32-bit hashes, sorted and distinct.
+pub fn shingle_set(shingles: &[u64]) -> Vec<u32> {
+    let mut set: Vec<u32> = shingles.iter().map(|&h| (h ^ (h >> 32)) as u32).collect();
+    set.sort_unstable();
+    set.dedup();
+    set
+}
+
+/// What an index entry keeps of a text, one u16 slot per permutation: the
+/// exact shingle set when it fits, else the compact signature.
+pub fn payload(sig: &[u64], set: &[u32]) -> Vec<u16> {
+    if set.len() > exact_room(sig.len()) {
+        return compact(sig);
+    }
+    let mut out = Vec::with_capacity(sig.len());
+    out.extend(EXACT_TAG);
+    out.push(set.len() as u16);
+    for &h in set {
+        out.push(h as u16);
+        out.push((h >> 16) as u16);
+    }
+    out.resize(sig.len(), 0);
+    out
+}
+
+/// The shingle set a payload holds, if it holds one.
+fn exact_set(p: &[u16]) -> Option<impl Iterator<Item = u32> + '_> {
+    let n = usize::from(*p.get(2)?);
+    if p[..2] != EXACT_TAG || n > exact_room(p.len()) {
+        return None;
+    }
+    Some(
+        p[3..3 + 2 * n]
+            .chunks_exact(2)
+            .map(|c| u32::from(c[0]) | (u32::from(c[1]) << 16)),
+    )
+}
+
+/// A text to compare with the index: its compact signature and its
+/// shingle set.
+pub struct Probe {
+    pub compact: Vec<u16>,
+    pub set: Vec<u32>,
+}
+
+/// Jaccard similarity of a stored payload and a probe, and whether it is
+/// exact: exact when the payload holds its shingle set, else estimated from
+/// the two signatures.
+pub fn similarity(stored: &[u16], probe: &Probe) -> (f64, bool) {
+    let Some(set) = exact_set(stored) else {
+        return (estimate(stored, &probe.compact), false);
+    };
+    let (mut a, b) = (set.peekable(), &probe.set);
+    let (mut n, mut inter, mut k) = (0usize, 0usize, 0usize);
+    while let Some(&x) = a.peek() {
+        while k < b.len() && b[k] < x {
+            k += 1;
+        }
+        if k < b.len() && b[k] == x {
+            inter += 1;
+        }
+        n += 1;
+        a.next();
+    }
+    let union = n + b.len() - inter;
+    (
+        if union == 0 {
+            1.0
+        } else {
+            inter as f64 / union as f64
+        },
+        true,
+    )
 }

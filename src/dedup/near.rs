@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 use super::disk::DiskChains;
 pub use super::earlier::EarlierPair;
-pub use super::minhash::{MinHasher, Signature, compact, estimate};
+pub use super::minhash::{
+    MinHasher, Probe, Signature, compact, estimate, payload, shingle_set, similarity,
+};
 use crate::record::{Candidate, SourceBatch};
 pub use crate::text::hash64;
 
@@ -126,7 +128,7 @@ impl std::hash::Hasher for KeyHasher {
 }
 
 /// Memory an in-memory entry takes at the default 16 × 8 permutations
-/// (origin and pair 16 B, signature 256 B, folded band keys and chain links
+/// (origin and pair 16 B, signature or shingle set 256 B, folded band keys and chain links
 /// 128 B, bucket heads about 200 B), for the spill limit.
 pub const BYTES_PER_ENTRY: usize = 700;
 
@@ -283,7 +285,8 @@ impl NearDedup {
     ) -> std::io::Result<usize> {
         let mut n = 0;
         for p in pairs {
-            let Some(sig) = self.hasher.signature(&p.text) else {
+            let shingles = self.hasher.shingles(&p.text);
+            let Some(sig) = self.hasher.signature_of(&shingles) else {
                 continue;
             };
             let bands = self.hasher.band_keys(
@@ -295,7 +298,7 @@ impl NearDedup {
                     origin: Origin::Earlier(index),
                     pair: pair_bits(&p.pair_id),
                     bands,
-                    sig: compact(&sig),
+                    sig: payload(&sig, &shingle_set(&shingles)),
                 },
                 false,
             )?;
@@ -318,9 +321,10 @@ impl NearDedup {
     }
 
     /// The first (oldest) remembered entry at or above the threshold: its
-    /// origin, pair bits and estimated Jaccard similarity. Entries on disk
-    /// are older than those in memory, so disk candidates come first.
-    fn find(&self, bands: &[u64], sig: &[u16]) -> std::io::Result<Option<(Origin, u64, f64)>> {
+    /// origin, pair bits and Jaccard similarity (and whether that is exact
+    /// or estimated). Entries on disk are older than those in memory, so
+    /// disk candidates come first.
+    fn find(&self, bands: &[u64], probe: &Probe) -> std::io::Result<Option<Found>> {
         let width = self.hasher.bands;
         let perm = self.hasher.num_perm();
         let mut older: Vec<u32> = Vec::new();
@@ -350,18 +354,18 @@ impl NearDedup {
             for (o, b) in other.iter_mut().zip(buf[16..].chunks_exact(2)) {
                 *o = u16::from_le_bytes([b[0], b[1]]);
             }
-            let j = estimate(&other, sig);
+            let (j, exact) = similarity(&other, probe);
             if j >= self.config.threshold {
                 let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8"));
-                return Ok(Some((origin_of(word(0)), word(8), j)));
+                return Ok(Some((origin_of(word(0)), word(8), j, exact)));
             }
         }
         for &i in &newer {
             let i = i as usize;
-            let j = estimate(&m.sigs[i * perm..(i + 1) * perm], sig);
+            let (j, exact) = similarity(&m.sigs[i * perm..(i + 1) * perm], probe);
             if j >= self.config.threshold {
                 let (o, p) = m.kept[i];
-                return Ok(Some((origin_of(o), p, j)));
+                return Ok(Some((origin_of(o), p, j, exact)));
             }
         }
         Ok(None)
@@ -398,37 +402,41 @@ impl NearDedup {
                         c.edited_label.as_deref(),
                     )
                 });
-            let Some(sig) = self.hasher.signature(&c.dedup_text()) else {
+            let shingles = self.hasher.shingles(&c.dedup_text());
+            let Some(sig) = self.hasher.signature_of(&shingles) else {
                 continue;
             };
-            let small = compact(&sig);
+            let probe = Probe {
+                compact: compact(&sig),
+                set: shingle_set(&shingles),
+            };
             if let Some(t) = self.config.original_threshold
                 && c.edited_context.is_none()
-                && let Some(o) = originals
-                    .entry(c.edited_field.clone())
-                    .or_insert_with(|| self.hasher.signature(&c.original).map(|s| compact(&s)))
+                && let Some(o) = originals.entry(c.edited_field.clone()).or_insert_with(|| {
+                    let shingles = self.hasher.shingles(&c.original);
+                    let sig = self.hasher.signature_of(&shingles)?;
+                    Some(payload(&sig, &shingle_set(&shingles)))
+                })
             {
-                let j = estimate(o, &small);
+                let (j, exact) = similarity(o, &probe);
                 if j >= t {
                     c.reject(
                         STAGE,
                         OF_ORIGINAL,
-                        format!("estimated Jaccard {j:.2} with the original ≥ {t}"),
+                        format!("{} {j:.2} with the original ≥ {t}", jaccard_words(exact)),
                     );
                     continue;
                 }
             }
             let bands = self.hasher.band_keys(scope_key, &sig);
-            match self.find(&bands, &small)? {
-                Some((origin, pair, j)) => {
-                    reject_as_duplicate(c, &origin, pair, j, seq, &self.config)
-                }
+            match self.find(&bands, &probe)? {
+                Some(found) => reject_as_duplicate(c, found, seq, &self.config),
                 None => self.insert(
                     Entry {
                         origin: Origin::Run(seq),
                         pair: pair_bits(&c.pair_id),
                         bands,
-                        sig: small,
+                        sig: payload(&sig, &probe.set),
                     },
                     true,
                 )?,
@@ -438,33 +446,34 @@ impl NearDedup {
     }
 }
 
-fn reject_as_duplicate(
-    c: &mut Candidate,
-    origin: &Origin,
-    pair: u64,
-    j: f64,
-    seq: u64,
-    config: &NearDedupConfig,
-) {
-    let (reason, detail) = match origin {
+/// A remembered entry a candidate repeats: origin, pair bits, Jaccard
+/// similarity and whether it is exact.
+type Found = (Origin, u64, f64, bool);
+
+fn jaccard_words(exact: bool) -> &'static str {
+    if exact {
+        "Jaccard"
+    } else {
+        "estimated Jaccard"
+    }
+}
+
+fn reject_as_duplicate(c: &mut Candidate, found: Found, seq: u64, config: &NearDedupConfig) {
+    let (origin, pair, j, exact) = found;
+    let jw = jaccard_words(exact);
+    let (reason, detail) = match &origin {
         Origin::Run(s) if *s == seq => (
             WITHIN_SOURCE,
-            format!(
-                "estimated Jaccard {j:.2} with pair {:016x} of this source",
-                pair
-            ),
+            format!("{jw} {j:.2} with pair {:016x} of this source", pair),
         ),
         Origin::Run(s) => (
             ACROSS_SOURCES,
-            format!(
-                "estimated Jaccard {j:.2} with pair {:016x} of source #{s}",
-                pair
-            ),
+            format!("{jw} {j:.2} with pair {:016x} of source #{s}", pair),
         ),
         Origin::Earlier(i) => (
             OF_EARLIER_OUTPUT,
             format!(
-                "estimated Jaccard {j:.2} with pair {:016x} in `{}`",
+                "{jw} {j:.2} with pair {:016x} in `{}`",
                 pair,
                 config.against[*i].display()
             ),
