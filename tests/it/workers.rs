@@ -95,6 +95,16 @@ fn run_workers(pipeline: &Path, sharded: &Path, n: usize) {
     }
 }
 
+/// `foil merge` of `dir` exits 2 with a message containing `says`.
+fn merge_is_refused(dir: &Path, into: &Path, says: &str) {
+    foil()
+        .args(["merge", dir.to_str().unwrap(), "--into"])
+        .arg(into)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(says));
+}
+
 fn merge(dir: &Path, into: &Path) -> Outcome {
     foil()
         .args(["merge", dir.to_str().unwrap(), "--into"])
@@ -375,12 +385,11 @@ fn merge_refuses_near_dedup_without_the_rejected_pairs() {
     std::fs::write(&file, text).unwrap();
     let sharded = d.path().join("sharded");
     run_workers(&file, &sharded, 2);
-    foil()
-        .args(["merge", sharded.to_str().unwrap(), "--into"])
-        .arg(d.path().join("merged"))
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains("without writing rejected pairs"));
+    merge_is_refused(
+        &sharded,
+        &d.path().join("merged"),
+        "without writing rejected pairs",
+    );
 }
 
 #[test]
@@ -403,10 +412,5 @@ fn merge_refuses_a_worker_whose_shards_are_not_in_input_order() {
     lines.splice(1..1, fresh);
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     run_workers(&file, &sharded, 2);
-    foil()
-        .args(["merge", sharded.to_str().unwrap(), "--into"])
-        .arg(d.path().join("merged"))
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains("not in input order"));
+    merge_is_refused(&sharded, &d.path().join("merged"), "not in input order");
 }
