@@ -18,7 +18,6 @@ candidate's Jaccard is computed from the sets themselves.
 """
 
 import math
-import string
 import sys
 from collections import Counter, defaultdict
 

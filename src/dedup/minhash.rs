@@ -192,9 +192,10 @@ pub fn similarity(stored: &[u16], probe: &Probe) -> (f64, bool) {
     let Some(set) = exact_set(stored) else {
         return (estimate(stored, &probe.compact), false);
     };
-    let (mut a, b) = (set.peekable(), &probe.set);
+    // Both sorted and distinct: one merge pass.
+    let b = &probe.set;
     let (mut n, mut inter, mut k) = (0usize, 0usize, 0usize);
-    while let Some(&x) = a.peek() {
+    for x in set {
         while k < b.len() && b[k] < x {
             k += 1;
         }
@@ -202,7 +203,6 @@ pub fn similarity(stored: &[u16], probe: &Probe) -> (f64, bool) {
             inter += 1;
         }
         n += 1;
-        a.next();
     }
     let union = n + b.len() - inter;
     (

@@ -220,7 +220,7 @@ pub struct Manifest {
 impl Manifest {
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        super::write_atomic(&dir.join(super::MANIFEST), text.as_bytes())
+        crate::files::write_atomic(&dir.join(super::MANIFEST), text.as_bytes())
     }
 
     pub fn read(dir: &Path) -> Result<Self, ManifestError> {

@@ -16,8 +16,6 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-pub use crate::files::{tmp_path, write_atomic};
-
 pub use manifest::Manifest;
 pub use shards::ShardWriter;
 

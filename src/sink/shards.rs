@@ -106,7 +106,7 @@ impl ShardWriter {
         fs::create_dir_all(&self.dir)?;
         let name = format!("part-{:05}.parquet", self.shards.len());
         let path = self.dir.join(&name);
-        let tmp = super::tmp_path(&path);
+        let tmp = crate::files::tmp_path(&path);
         {
             let mut file = File::create(&tmp)?;
             ParquetWriter::new(&mut file)
