@@ -297,6 +297,17 @@ pub struct GenerateArgs {
         help_heading = "Similarity"
     )]
     pub hub_revision: Option<String>,
+    /// Who scores the band: `cascade` (default: the static embedder
+    /// distilled from the local model, and the model itself for pairs near
+    /// an edge of the band), `distilled` (static only) or `model` (the
+    /// model for every pair: ~160 texts/s on two cores).
+    #[arg(
+        long,
+        value_parser = ["cascade", "distilled", "model"],
+        help_heading = "Similarity",
+        conflicts_with = "embed_url"
+    )]
+    pub scoring: Option<String>,
     /// Lower bound of the similarity band (default: the task's).
     #[arg(long, help_heading = "Similarity")]
     pub sim_min: Option<f64>,

@@ -207,6 +207,8 @@ pub struct Scores {
     /// The operations as JSON: field, op, from, to and byte ranges.
     pub edit_spans: Option<String>,
     pub similarity: Option<f64>,
+    /// The embedder that scored `similarity` (its manifest description).
+    pub similarity_by: Option<String>,
     pub verify: Option<VerifyScores>,
 }
 

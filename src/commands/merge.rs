@@ -436,6 +436,9 @@ pub fn run(args: MergeArgs) -> anyhow::Result<Exit> {
         counts.dead_letters += m.counts.dead_letters;
         counts.dead_letters_recovered += m.counts.dead_letters_recovered;
         counts.dead_letters_given_up += m.counts.dead_letters_given_up;
+        for (by, n) in &m.counts.similarity_scored_by {
+            *counts.similarity_scored_by.entry(by.clone()).or_default() += n;
+        }
         usage.add(&m.usage);
         prompts.extend(m.prompts.clone());
     }

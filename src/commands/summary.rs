@@ -78,6 +78,15 @@ pub fn totals(m: &Manifest) -> String {
             .collect();
         line.push_str(&format!("  edit types: {}\n", types.join(", ")));
     }
+    if !m.counts.similarity_scored_by.is_empty() {
+        let by: Vec<String> = m
+            .counts
+            .similarity_scored_by
+            .iter()
+            .map(|(e, n)| format!("{n} by {e}"))
+            .collect();
+        line.push_str(&format!("  similarity scored: {}\n", by.join(", ")));
+    }
     let review: u64 = m.counts.accepted_needing_review.values().sum();
     if review > 0 {
         let what: Vec<String> = m

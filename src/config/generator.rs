@@ -243,6 +243,12 @@ pub enum EmbedderConfig {
         hub_revision: String,
         #[serde(default = "default_embed_batch")]
         batch_size: usize,
+        /// How the band is scored: `cascade` (the static embedder
+        /// distilled from the model decides, the model itself where the
+        /// static score is near an edge of the band), `distilled` (the
+        /// static embedder alone) or `model` (the model alone).
+        #[serde(default)]
+        scoring: Scoring,
     },
     /// Any OpenAI-compatible `/v1/embeddings` endpoint.
     Http {
@@ -253,6 +259,21 @@ pub enum EmbedderConfig {
 
 pub(crate) fn default_embed_batch() -> usize {
     32
+}
+
+/// Which embedder scores the similarity band (local models only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scoring {
+    /// The distilled static embedder decides; pairs whose static score
+    /// lies near an edge of the band are scored again by the model, whose
+    /// score then decides.
+    #[default]
+    Cascade,
+    /// The distilled static embedder alone.
+    Distilled,
+    /// The sentence model alone.
+    Model,
 }
 
 pub(crate) fn default_hub_revision() -> String {
@@ -266,6 +287,7 @@ impl Default for EmbedderConfig {
             hub_model: None,
             hub_revision: default_hub_revision(),
             batch_size: default_embed_batch(),
+            scoring: Scoring::default(),
         }
     }
 }

@@ -117,6 +117,37 @@ impl SentenceModel {
         })
     }
 
+    /// Tokens in the tokenizer's vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
+    /// The ids of `[CLS]` and `[SEP]`.
+    pub fn cls_sep(&self) -> Result<(u32, u32), EmbedError> {
+        let id = |t: &str| {
+            self.tokenizer
+                .token_to_id(t)
+                .ok_or_else(|| EmbedError::Model(format!("the tokenizer has no {t}")))
+        };
+        Ok((id("[CLS]")?, id("[SEP]")?))
+    }
+
+    /// Embed rows of token ids as given (special tokens included), all in
+    /// one pass, padded to the longest.
+    pub fn embed_ids(&self, rows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let len = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let mut ids = Vec::with_capacity(rows.len() * len);
+        let mut mask = Vec::with_capacity(rows.len() * len);
+        for r in rows {
+            ids.extend_from_slice(r);
+            mask.extend(std::iter::repeat_n(1u32, r.len()));
+            ids.extend(std::iter::repeat_n(0u32, len - r.len()));
+            mask.extend(std::iter::repeat_n(0u32, len - r.len()));
+        }
+        self.forward(&ids, &mask, rows.len(), len)
+            .map_err(model_err)
+    }
+
     /// Embed texts, `batch` at a time after sorting by token length; the
     /// result is in input order.
     pub fn embed(&self, texts: &[String], batch: usize) -> Result<Vec<Vec<f32>>, EmbedError> {

@@ -5,6 +5,7 @@
 //! [`CachedEmbedder`] wraps either so each distinct text is embedded once.
 
 pub mod bert;
+pub mod distilled;
 pub mod http;
 pub mod hub;
 pub mod local;

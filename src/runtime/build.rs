@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::{EMBED_CACHE_ENTRIES, Pipeline, Stop};
+use super::{EMBED_CACHE_ENTRIES, FAST_CACHE_ENTRIES, Pipeline, Stop};
 use crate::UsageError;
-use crate::config::{EmbedderConfig, FilterConfig, GeneratorConfig, PipelineConfig};
+use crate::config::{EmbedderConfig, FilterConfig, GeneratorConfig, PipelineConfig, Scoring};
+use crate::embed::distilled::StaticEmbedder;
 use crate::embed::http::HttpEmbedder;
 use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir};
 use crate::embed::{CachedEmbedder, Embedder};
@@ -23,17 +24,20 @@ use crate::llm::cache::ResponseCache;
 use crate::llm::prompt::PromptSet;
 use crate::llm::{OpenAiClient, Shared};
 
+/// The similarity band's embedders: the one whose score decides, and the
+/// distilled one that decides first where it is sure (cascade scoring).
 async fn build_embedder(
     config: &EmbedderConfig,
     shared: &Shared,
     clients: &mut Vec<(String, Arc<OpenAiClient>)>,
-) -> anyhow::Result<Arc<dyn Embedder>> {
+) -> anyhow::Result<(Arc<dyn Embedder>, Option<Arc<dyn Embedder>>)> {
     Ok(match config {
         EmbedderConfig::Local {
             model_dir,
             hub_model,
             hub_revision,
             batch_size,
+            scoring,
         } => {
             let dir = match (model_dir, hub_model) {
                 (Some(dir), _) => dir.clone(),
@@ -42,19 +46,30 @@ async fn build_embedder(
                     .context("fetching the embedding model")?,
                 (None, None) => default_model_dir(),
             };
-            Arc::new(
-                LocalEmbedder::start(&dir, *batch_size)
-                    .map_err(|e| UsageError::new(e.to_string()))?,
-            )
+            let distilled = || async {
+                let dir = dir.clone();
+                let e = tokio::task::spawn_blocking(move || StaticEmbedder::for_model(&dir))
+                    .await?
+                    .map_err(|e| UsageError::new(e.to_string()))?;
+                anyhow::Ok(Arc::new(e) as Arc<dyn Embedder>)
+            };
+            let model = || -> anyhow::Result<Arc<dyn Embedder>> {
+                Ok(Arc::new(
+                    LocalEmbedder::start(&dir, *batch_size)
+                        .map_err(|e| UsageError::new(e.to_string()))?,
+                ))
+            };
+            match scoring {
+                Scoring::Model => (model()?, None),
+                Scoring::Distilled => (distilled().await?, None),
+                Scoring::Cascade => (model()?, Some(distilled().await?)),
+            }
         }
         EmbedderConfig::Http { endpoint } => {
             let client = Arc::new(OpenAiClient::new(endpoint, shared.clone())?);
             clients.push(("similarity".to_string(), client.clone()));
-            Arc::new(HttpEmbedder::new(
-                client,
-                endpoint.model.clone(),
-                endpoint.url.clone(),
-            ))
+            let http = HttpEmbedder::new(client, endpoint.model.clone(), endpoint.url.clone());
+            (Arc::new(http), None)
         }
     })
 }
@@ -118,8 +133,15 @@ impl Pipeline {
             generator
         };
         let embedder = if config.needs_embedder() {
-            let inner = build_embedder(&config.embedder, &shared, &mut clients).await?;
-            Some(Arc::new(CachedEmbedder::new(inner, EMBED_CACHE_ENTRIES)))
+            let (decide, fast) = build_embedder(&config.embedder, &shared, &mut clients).await?;
+            // The distilled embedder recomputes a vector about as fast as a
+            // cache finds it: a small cache shares a source's original
+            // among its candidates and no more.
+            let fast = fast.map(|e| Arc::new(CachedEmbedder::new(e, FAST_CACHE_ENTRIES)));
+            Some((
+                Arc::new(CachedEmbedder::new(decide, EMBED_CACHE_ENTRIES)),
+                fast,
+            ))
         } else {
             None
         };
@@ -144,17 +166,28 @@ impl Pipeline {
                     max_word_edits: e.max_word_edits,
                     max_edit_ratio: e.max_edit_ratio,
                 }),
-                FilterConfig::Similarity { min, max } => Arc::new(SimilarityBand {
-                    min: *min,
-                    max: *max,
-                    embedder: embedder
+                FilterConfig::Similarity { min, max } => {
+                    let (decide, fast) = embedder
                         .clone()
-                        .expect("built when a similarity filter exists"),
-                }),
+                        .expect("built when a similarity filter exists");
+                    Arc::new(SimilarityBand {
+                        min: *min,
+                        max: *max,
+                        embedder: decide,
+                        fast,
+                    })
+                }
             });
         }
         Ok(Pipeline {
-            embedder: embedder.as_ref().map(|e| e.describe()),
+            embedder: embedder.as_ref().map(|(decide, fast)| match fast {
+                Some(fast) => format!(
+                    "{}; near the band's edges {}",
+                    fast.describe(),
+                    decide.describe()
+                ),
+                None => decide.describe(),
+            }),
             config,
             out_dir,
             task,

@@ -49,6 +49,8 @@ use stages::Item;
 
 /// Distinct texts the embedding cache keeps (two generations of this many).
 pub(crate) const EMBED_CACHE_ENTRIES: usize = 50_000;
+/// The same for the distilled embedder of cascade scoring.
+pub(crate) const FAST_CACHE_ENTRIES: usize = 4_096;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use crate::config as d;
 use crate::config::DedupConfig;
 use crate::config::{
     CacheConfig, EditDistanceConfig, EmbedderConfig, EndpointConfig, FilterConfig, GeneratorConfig,
-    LlmGeneratorConfig, PipelineConfig, RuleOp, SinkConfig, SourceConfig, SourceFormat,
+    LlmGeneratorConfig, PipelineConfig, RuleOp, Scoring, SinkConfig, SourceConfig, SourceFormat,
 };
 use crate::llm::budget::{BudgetConfig, Price};
 use crate::llm::cache::CacheMode;
@@ -237,6 +237,12 @@ fn embedder(args: &GenerateArgs) -> EmbedderConfig {
                 .clone()
                 .unwrap_or_else(d::default_hub_revision),
             batch_size: d::default_embed_batch(),
+            // clap admits only these three names.
+            scoring: match args.scoring.as_deref() {
+                Some("distilled") => Scoring::Distilled,
+                Some("model") => Scoring::Model,
+                _ => Scoring::Cascade,
+            },
         },
     }
 }

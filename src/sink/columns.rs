@@ -181,6 +181,11 @@ pub const COLUMNS: &[PairColumn] = &[
         |r, c| r.candidate.scores.similarity = float(c)
     ),
     col!(
+        "similarity_by",
+        |r| Cell::Str(r.candidate.scores.similarity_by.clone()),
+        |r, c| r.candidate.scores.similarity_by = text(c)
+    ),
+    col!(
         "prompt_sha256",
         |r| Cell::Str(r.candidate.prompt_sha256.clone()),
         |r, c| r.candidate.prompt_sha256 = text(c)

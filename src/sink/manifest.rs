@@ -78,6 +78,11 @@ pub struct Counts {
     /// they lack, by what (`answer`, `relation`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub accepted_needing_review: BTreeMap<String, u64>,
+    /// Pairs the similarity band scored (accepted or rejected there or
+    /// later), by the embedder whose score decided: with cascade scoring,
+    /// how many the distilled embedder settled and how many the model.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub similarity_scored_by: BTreeMap<String, u64>,
 }
 
 /// Count one pair through `stages`, in order: every stage it reached takes
@@ -108,6 +113,13 @@ pub fn count_pair(stages: &mut [StageFunnel], rejection: Option<&crate::record::
 }
 
 impl Counts {
+    /// Count which embedder scored one pair, if any did.
+    pub fn add_scored(&mut self, c: &crate::record::Candidate) {
+        if let Some(by) = &c.scores.similarity_by {
+            *self.similarity_scored_by.entry(by.clone()).or_default() += 1;
+        }
+    }
+
     /// Count one accepted pair.
     pub fn add_accepted(&mut self, c: &crate::record::Candidate) {
         self.accepted += 1;

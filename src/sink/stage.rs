@@ -387,6 +387,7 @@ impl SinkStage {
         for (index, c) in batch.candidates.into_iter().enumerate() {
             let index = index as u32;
             count_pair(&mut self.pair_stages, c.rejection.as_ref());
+            self.counts.add_scored(&c);
             if c.is_rejected() {
                 self.counts.rejected += 1;
                 if let Some(r) = &mut self.rejected {

@@ -1,0 +1,166 @@
+//! How well the distilled static embedder stands in for the sentence model
+//! in the similarity band. For each real contrast set (JSONL: `original`,
+//! `edited`; two-field NLI texts joined with ` ||| `), the texts the
+//! similarity filter embeds for each pair are scored by both embedders,
+//! and printed per set:
+//!
+//! - **agreement**: the share of pairs on which both make the same
+//!   accept/reject decision at the task's band;
+//! - **Spearman**: the rank correlation of the two scores;
+//! - the same for *unrelated* pairs (each original against the original
+//!   half the set away), the kind of edit the band exists to reject.
+//!
+//!   cargo run --release --example embedder_agreement -- TASK=FILE.jsonl ...
+//!
+//! The sentence model is the one in `$FOIL_MODEL_DIR` / foil's cache.
+
+use std::io::BufRead;
+use std::time::Instant;
+
+use foil::embed::distilled::StaticEmbedder;
+use foil::embed::local::{SentenceModel, default_model_dir};
+use foil::text::cosine;
+
+/// The texts the similarity filter compares for one pair: the edited field
+/// alone, or (when the premise changed too) hypothesis and premise.
+fn filter_texts(original: &str, edited: &str) -> (String, String) {
+    match (original.split_once(" ||| "), edited.split_once(" ||| ")) {
+        (Some((p, h)), Some((ep, eh))) if p != ep => (format!("{h}\n{p}"), format!("{eh}\n{ep}")),
+        (Some((_, h)), Some((_, eh))) => (h.to_string(), eh.to_string()),
+        _ => (original.to_string(), edited.to_string()),
+    }
+}
+
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        for k in i..=j {
+            r[idx[k]] = (i + j) as f64 / 2.0;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = a.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+struct Scores {
+    exact: Vec<f64>,
+    fast: Vec<f64>,
+}
+
+fn score(
+    model: &SentenceModel,
+    fast: &StaticEmbedder,
+    pairs: &[(String, String)],
+) -> (Scores, f64, f64) {
+    let texts: Vec<String> = pairs
+        .iter()
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect();
+    let t = Instant::now();
+    let e = model.embed(&texts, 32).expect("sentence model");
+    let exact_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let f = fast.embed_texts(&texts).expect("static embedder");
+    let fast_s = t.elapsed().as_secs_f64();
+    let cos = |v: &[Vec<f32>]| -> Vec<f64> {
+        v.chunks(2)
+            .map(|c| f64::from(cosine(&c[0], &c[1])))
+            .collect()
+    };
+    (
+        Scores {
+            exact: cos(&e),
+            fast: cos(&f),
+        },
+        texts.len() as f64 / exact_s,
+        texts.len() as f64 / fast_s,
+    )
+}
+
+fn agreement(s: &Scores, min: f64, max: f64) -> (f64, usize, usize) {
+    let keep = |x: f64| x >= min && x <= max;
+    let same = s
+        .exact
+        .iter()
+        .zip(&s.fast)
+        .filter(|(a, b)| keep(**a) == keep(**b))
+        .count();
+    let kept_exact = s.exact.iter().filter(|a| keep(**a)).count();
+    let kept_fast = s.fast.iter().filter(|b| keep(**b)).count();
+    (same as f64 / s.exact.len() as f64, kept_exact, kept_fast)
+}
+
+fn main() {
+    let dir = default_model_dir();
+    let model = SentenceModel::load(&dir).expect("scripts/fetch-model first");
+    let fast = StaticEmbedder::for_model(&dir).expect("distilled embedder");
+    println!(
+        "| set | task | band | pairs | agreement | kept (model / static) | Spearman | unrelated: agreement | unrelated kept (model / static) | texts/s (model / static) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for arg in std::env::args().skip(1) {
+        let (task, path) = arg.split_once('=').expect("TASK=FILE.jsonl");
+        let preset = foil::tasks::preset(task).expect("a task name");
+        let (min, max) = (preset.filters.similarity_min, preset.filters.similarity_max);
+        let mut originals = Vec::new();
+        let mut pairs = Vec::new();
+        let file = std::fs::File::open(path).expect("set file");
+        for line in std::io::BufReader::new(file).lines() {
+            let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+            let (o, e) = (
+                v["original"].as_str().unwrap_or_default(),
+                v["edited"].as_str().unwrap_or_default(),
+            );
+            pairs.push(filter_texts(o, e));
+            originals.push(filter_texts(o, o).0);
+        }
+        let n = originals.len();
+        let unrelated: Vec<(String, String)> = (0..n)
+            .map(|i| (originals[i].clone(), originals[(i + n / 2) % n].clone()))
+            .filter(|(a, b)| a != b)
+            .collect();
+        let (real, exact_rate, fast_rate) = score(&model, &fast, &pairs);
+        let (other, _, _) = score(&model, &fast, &unrelated);
+        if let Some(dump) = std::env::var_os("AGREEMENT_DUMP") {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dump)
+                .unwrap();
+            for (kind, s) in [("real", &real), ("unrelated", &other)] {
+                for (a, b) in s.exact.iter().zip(&s.fast) {
+                    writeln!(f, "{path}\t{task}\t{kind}\t{a}\t{b}").unwrap();
+                }
+            }
+        }
+        let (agree, ke, kf) = agreement(&real, min, max);
+        let (u_agree, uke, ukf) = agreement(&other, min, max);
+        let name = std::path::Path::new(path)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy();
+        println!(
+            "| {name} | {task} | [{min}, {max}] | {} | {agree:.3} | {ke} / {kf} | {:.3} | {u_agree:.3} | {uke} / {ukf} | {exact_rate:.0} / {fast_rate:.0} |",
+            pairs.len(),
+            spearman(&real.exact, &real.fast),
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! A static embedder distilled from the sentence model, model2vec-style:
+//! every vocabulary token is passed once through the model (`[CLS] token
+//! [SEP]`, mean-pooled and normalised as a sentence would be), and a text's
+//! vector is then the weighted mean of its tokens' rows — a table lookup
+//! instead of six transformer layers.
+//!
+//! The distilled table is built once per model (about a minute on two
+//! cores) into foil's cache, keyed by the SHA-256 of the model's weights,
+//! and holds the model's raw per-token vectors. What turns them into the
+//! embedder is applied at load, in [`Table::prepare`]: the mean token
+//! vector is subtracted (a mean of raw rows points mostly along the
+//! direction every token shares, so unrelated texts would look alike) and
+//! each row is weighted by how rare its token is (smooth inverse frequency
+//! with a Zipf prior over the vocabulary's frequency order, as model2vec
+//! does), so "the" and "." count for little and content words for much.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokenizers::Tokenizer;
+
+use super::local::{SentenceModel, cache_root};
+use super::{EmbedError, Embedder};
+
+/// The per-token vectors inside a distilled folder.
+pub const TABLE_FILE: &str = "token-vectors.safetensors";
+/// What the table was made from, and how.
+pub const INFO_FILE: &str = "distilled.json";
+const TENSOR: &str = "token_vectors";
+/// Bumped when the table's meaning changes, so older folders are rebuilt.
+const FORMAT: u32 = 1;
+/// Tokens per forward pass while distilling.
+const DISTILL_BATCH: usize = 512;
+/// The smooth-inverse-frequency constant: a token of probability `p`
+/// weighs `SIF / (SIF + p)`.
+const SIF: f64 = 1e-4;
+
+fn model_err(e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Model(e.to_string())
+}
+
+/// Provenance of a distilled table, written next to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistillInfo {
+    pub format: u32,
+    /// The model folder's name (all-MiniLM-L6-v2 by default).
+    pub source_model: String,
+    /// SHA-256 of the model's `model.safetensors`.
+    pub source_sha256: String,
+    pub vocab: usize,
+    pub dims: usize,
+    pub method: String,
+}
+
+/// SHA-256 of a model folder's weights, streamed.
+pub fn weights_sha256(model_dir: &Path) -> Result<String, EmbedError> {
+    let path = model_dir.join("model.safetensors");
+    let mut f = std::fs::File::open(&path)
+        .map_err(|e| EmbedError::Model(format!("{}: {e}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(model_err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Where the table distilled from weights with this hash lives.
+pub fn distilled_dir(sha256: &str) -> PathBuf {
+    cache_root()
+        .join("models")
+        .join("distilled")
+        .join(&sha256[..16.min(sha256.len())])
+}
+
+/// The distilled folder for `model_dir`, built first if it is missing or
+/// was made by another format. Processes that find it missing at the same
+/// time build it once: each waits for a lock file next to the folder and
+/// looks again once it holds it.
+pub fn ensure_distilled(model_dir: &Path) -> Result<PathBuf, EmbedError> {
+    let sha = weights_sha256(model_dir)?;
+    let dir = distilled_dir(&sha);
+    let ready =
+        |dir: &Path| read_info(dir).is_ok_and(|i| i.format == FORMAT && i.source_sha256 == sha);
+    if ready(&dir) {
+        return Ok(dir);
+    }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(model_err)?;
+    let lock_path = dir.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| EmbedError::Model(format!("{}: {e}", lock_path.display())))?;
+    lock.lock()
+        .map_err(|e| EmbedError::Model(format!("{}: {e}", lock_path.display())))?;
+    if ready(&dir) {
+        return Ok(dir);
+    }
+    tracing::warn!(
+        "distilling a static embedder from {} (once per model; about a minute)",
+        model_dir.display()
+    );
+    distill(model_dir, &sha, &dir)?;
+    Ok(dir)
+}
+
+fn read_info(dir: &Path) -> Result<DistillInfo, EmbedError> {
+    let path = dir.join(INFO_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| EmbedError::Model(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| EmbedError::Model(format!("{}: {e}", path.display())))
+}
+
+/// Pass every vocabulary token through the model and write the table,
+/// the tokenizer and the provenance into `dest` (atomically: a temporary
+/// sibling folder renamed into place).
+pub fn distill(model_dir: &Path, sha256: &str, dest: &Path) -> Result<DistillInfo, EmbedError> {
+    let model = SentenceModel::load(model_dir)?;
+    let vocab = model.vocab_size();
+    let (cls, sep) = model.cls_sep()?;
+    let mut table: Vec<f32> = Vec::with_capacity(vocab * model.dim);
+    let ids: Vec<u32> = (0..vocab as u32).collect();
+    for chunk in ids.chunks(DISTILL_BATCH) {
+        let rows: Vec<Vec<u32>> = chunk.iter().map(|&t| vec![cls, t, sep]).collect();
+        for v in model.embed_ids(&rows)? {
+            table.extend_from_slice(&v);
+        }
+    }
+    let info = DistillInfo {
+        format: FORMAT,
+        source_model: model_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        source_sha256: sha256.to_string(),
+        vocab,
+        dims: model.dim,
+        method: "each token as [CLS] token [SEP] through the model, mean-pooled and \
+                 normalised; at load: minus the mean token vector, weighted by smooth inverse \
+                 frequency (Zipf prior over the vocabulary order)"
+            .to_string(),
+    };
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(model_err)?;
+    let tmp = parent.join(format!(
+        ".{}.{}.tmp",
+        dest.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(model_err)?;
+    let tensor = Tensor::from_vec(table, (vocab, model.dim), &Device::Cpu).map_err(model_err)?;
+    candle_core::safetensors::save(
+        &HashMap::from([(TENSOR.to_string(), tensor)]),
+        tmp.join(TABLE_FILE),
+    )
+    .map_err(model_err)?;
+    std::fs::copy(model_dir.join("tokenizer.json"), tmp.join("tokenizer.json"))
+        .map_err(model_err)?;
+    let json = serde_json::to_string_pretty(&info).map_err(model_err)?;
+    crate::files::write_atomic(&tmp.join(INFO_FILE), json.as_bytes()).map_err(model_err)?;
+    let _ = std::fs::remove_dir_all(dest);
+    if std::fs::rename(&tmp, dest).is_err() {
+        // Another process put its folder there first: use that one.
+        let _ = std::fs::remove_dir_all(&tmp);
+        read_info(dest)?;
+    }
+    Ok(info)
+}
+
+/// The prepared per-token rows.
+struct Table {
+    rows: Vec<f32>,
+    dim: usize,
+}
+
+impl Table {
+    /// Centre the raw rows on the mean of the real tokens and weight each
+    /// by its token's rarity. Special and `[unused…]` tokens get weight 0.
+    fn prepare(mut raw: Vec<f32>, dim: usize, tokenizer: &Tokenizer) -> Table {
+        let vocab = raw.len() / dim;
+        let real: Vec<bool> = (0..vocab as u32)
+            .map(|id| {
+                tokenizer
+                    .id_to_token(id)
+                    .is_some_and(|t| !(t.starts_with('[') && t.ends_with(']') && t.len() > 2))
+            })
+            .collect();
+        let n_real = real.iter().filter(|r| **r).count().max(1);
+        let mut mean = vec![0f64; dim];
+        for (row, _) in raw.chunks(dim).zip(&real).filter(|(_, r)| **r) {
+            for (m, x) in mean.iter_mut().zip(row) {
+                *m += f64::from(*x);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n_real as f64);
+        // Zipf: the k-th real token (vocabulary order) has probability
+        // ∝ 1/k.
+        let harmonic: f64 = (1..=n_real).map(|k| 1.0 / k as f64).sum();
+        let mut rank = 0usize;
+        for (row, is_real) in raw.chunks_mut(dim).zip(&real) {
+            if !is_real {
+                row.iter_mut().for_each(|x| *x = 0.0);
+                continue;
+            }
+            rank += 1;
+            let p = 1.0 / (rank as f64 * harmonic);
+            let w = SIF / (SIF + p);
+            for (x, m) in row.iter_mut().zip(&mean) {
+                *x = ((f64::from(*x) - m) * w) as f32;
+            }
+        }
+        Table { rows: raw, dim }
+    }
+
+    fn embed(&self, ids: &[u32]) -> Vec<f32> {
+        let mut v = vec![0f32; self.dim];
+        for &id in ids {
+            let start = id as usize * self.dim;
+            if let Some(row) = self.rows.get(start..start + self.dim) {
+                for (a, b) in v.iter_mut().zip(row) {
+                    *a += b;
+                }
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 1e-12 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    }
+}
+
+/// The distilled embedder: tokenise, sum the tokens' rows, normalise.
+pub struct StaticEmbedder {
+    tokenizer: Tokenizer,
+    table: Table,
+    description: String,
+}
+
+impl StaticEmbedder {
+    /// Load the distilled table for the model in `model_dir`, distilling it
+    /// first when the cache has none.
+    pub fn for_model(model_dir: &Path) -> Result<Self, EmbedError> {
+        let dir = ensure_distilled(model_dir)?;
+        Self::load(&dir)
+    }
+
+    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        let info = read_info(dir)?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| EmbedError::Model(format!("{}/tokenizer.json: {e}", dir.display())))?;
+        tokenizer.with_padding(None);
+        tokenizer.with_truncation(None).map_err(model_err)?;
+        let path = dir.join(TABLE_FILE);
+        let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+            .map_err(|e| EmbedError::Model(format!("{}: {e}", path.display())))?;
+        let raw = tensors
+            .get(TENSOR)
+            .ok_or_else(|| EmbedError::Model(format!("{}: no `{TENSOR}`", path.display())))?
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(model_err)?;
+        if raw.len() != info.vocab * info.dims {
+            return Err(EmbedError::Model(format!(
+                "{}: {} values, expected {} × {}",
+                path.display(),
+                raw.len(),
+                info.vocab,
+                info.dims
+            )));
+        }
+        let table = Table::prepare(raw, info.dims, &tokenizer);
+        Ok(StaticEmbedder {
+            tokenizer,
+            table,
+            description: format!(
+                "{} distilled (static, {} dims, weights sha256 {})",
+                info.source_model,
+                info.dims,
+                &info.source_sha256[..12.min(info.source_sha256.len())]
+            ),
+        })
+    }
+
+    pub fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        texts
+            .iter()
+            .map(|t| {
+                let enc = self
+                    .tokenizer
+                    .encode(t.as_str(), false)
+                    .map_err(model_err)?;
+                Ok(self.table.embed(enc.get_ids()))
+            })
+            .collect()
+    }
+}
+
+impl Embedder for StaticEmbedder {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>> {
+        Box::pin(async move { self.embed_texts(&texts) })
+    }
+}
