@@ -5,7 +5,9 @@
 //! and printed per set:
 //!
 //! - **agreement**: the share of pairs on which both make the same
-//!   accept/reject decision at the task's band;
+//!   accept/reject decision at the task's band — the distilled embedder
+//!   alone, and cascade scoring (the model asked near the band's edges,
+//!   with the share of pairs it was asked for);
 //! - **Spearman**: the rank correlation of the two scores;
 //! - the same for *unrelated* pairs (each original against the original
 //!   half the set away), the kind of edit the band exists to reject.
@@ -19,6 +21,7 @@ use std::time::Instant;
 
 use foil::embed::distilled::StaticEmbedder;
 use foil::embed::local::{SentenceModel, default_model_dir};
+use foil::filter::similarity::{CASCADE_ABOVE, CASCADE_BELOW};
 use foil::text::cosine;
 
 /// The texts the similarity filter compares for one pair: the edited field
@@ -94,17 +97,36 @@ fn score(
     )
 }
 
-fn agreement(s: &Scores, min: f64, max: f64) -> (f64, usize, usize) {
-    let keep = |x: f64| x >= min && x <= max;
-    let same = s
-        .exact
-        .iter()
-        .zip(&s.fast)
-        .filter(|(a, b)| keep(**a) == keep(**b))
+struct Agreement {
+    alone: f64,
+    cascade: f64,
+    asked: f64,
+    kept_exact: usize,
+    kept_fast: usize,
+}
+
+fn agreement(s: &Scores, min: f64, max: f64) -> Agreement {
+    // Rounded as the filter rounds.
+    let r = |x: f64| (x * 1e6).round() / 1e6;
+    let keep = |x: f64| r(x) >= min && r(x) <= max;
+    let unsure = |f: f64| {
+        let f = r(f);
+        (f >= min - CASCADE_BELOW && f < min + CASCADE_ABOVE)
+            || (max < 1.0 && f > max - CASCADE_ABOVE && f <= max + CASCADE_ABOVE)
+    };
+    let n = s.exact.len() as f64;
+    let pairs = || s.exact.iter().zip(&s.fast);
+    let same = pairs().filter(|(a, b)| keep(**a) == keep(**b)).count();
+    let same_cascade = pairs()
+        .filter(|&(&a, &b)| keep(a) == keep(if unsure(b) { a } else { b }))
         .count();
-    let kept_exact = s.exact.iter().filter(|a| keep(**a)).count();
-    let kept_fast = s.fast.iter().filter(|b| keep(**b)).count();
-    (same as f64 / s.exact.len() as f64, kept_exact, kept_fast)
+    Agreement {
+        alone: same as f64 / n,
+        cascade: same_cascade as f64 / n,
+        asked: s.fast.iter().filter(|b| unsure(**b)).count() as f64 / n,
+        kept_exact: s.exact.iter().filter(|a| keep(**a)).count(),
+        kept_fast: s.fast.iter().filter(|b| keep(**b)).count(),
+    }
 }
 
 fn main() {
@@ -112,7 +134,7 @@ fn main() {
     let model = SentenceModel::load(&dir).expect("scripts/fetch-model first");
     let fast = StaticEmbedder::for_model(&dir).expect("distilled embedder");
     println!(
-        "| set | task | band | pairs | agreement | kept (model / static) | Spearman | unrelated: agreement | unrelated kept (model / static) | texts/s (model / static) |"
+        "| set | task | band | pairs | agreement: distilled / cascade (model asked) | kept: model / distilled | Spearman: real / real + unrelated | unrelated pairs: agreement distilled / cascade (model asked) | unrelated kept: model / distilled | texts/s: model / distilled |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for arg in std::env::args().skip(1) {
@@ -151,16 +173,30 @@ fn main() {
                 }
             }
         }
-        let (agree, ke, kf) = agreement(&real, min, max);
-        let (u_agree, uke, ukf) = agreement(&other, min, max);
+        let a = agreement(&real, min, max);
+        let u = agreement(&other, min, max);
         let name = std::path::Path::new(path)
             .file_stem()
             .unwrap()
             .to_string_lossy();
         println!(
-            "| {name} | {task} | [{min}, {max}] | {} | {agree:.3} | {ke} / {kf} | {:.3} | {u_agree:.3} | {uke} / {ukf} | {exact_rate:.0} / {fast_rate:.0} |",
+            "| {name} | {task} | [{min}, {max}] | {} | {:.3} / {:.3} ({:.2}) | {} / {} | {:.3} / {:.3} | {:.3} / {:.3} ({:.2}) | {} / {} | {exact_rate:.0} / {fast_rate:.0} |",
             pairs.len(),
+            a.alone,
+            a.cascade,
+            a.asked,
+            a.kept_exact,
+            a.kept_fast,
             spearman(&real.exact, &real.fast),
+            spearman(
+                &[&real.exact[..], &other.exact[..]].concat(),
+                &[&real.fast[..], &other.fast[..]].concat()
+            ),
+            u.alone,
+            u.cascade,
+            u.asked,
+            u.kept_exact,
+            u.kept_fast,
         );
     }
 }

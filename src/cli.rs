@@ -461,10 +461,11 @@ pub struct VerifyArgs {
 /// Flags both `generate` and `run` take: how this run goes, not what it makes.
 #[derive(Debug, Args, Default)]
 pub struct RunControl {
-    /// Neither read nor write the response cache.
+    /// Neither read nor write the response cache and the embedding store.
     #[arg(long, help_heading = "Cache", conflicts_with = "refresh_cache")]
     pub no_cache: bool,
-    /// Send every request again and replace the cached answers.
+    /// Send every request again and replace the cached answers (the
+    /// embedding store is written, not read).
     #[arg(long, help_heading = "Cache")]
     pub refresh_cache: bool,
     /// Stop cleanly (committed, resumable) after this many requests.

@@ -24,6 +24,11 @@ pub struct CacheConfig {
     /// across URLs that serve the same thing (a server that moved port).
     #[serde(default)]
     pub namespace: Option<String>,
+    /// SQLite file of the vectors the model (or an embedding endpoint)
+    /// made, kept across runs so a text is embedded once; default
+    /// `$FOIL_CACHE/embeddings.sqlite`. `mode` applies to it too.
+    #[serde(default)]
+    pub embeddings: Option<PathBuf>,
 }
 
 /// How the response cache is used.

@@ -15,15 +15,14 @@
 //! does), so "the" and "." count for little and content words for much.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
 
+pub use super::local::weights_sha256;
 use super::local::{SentenceModel, cache_root};
 use super::{EmbedError, Embedder};
 
@@ -55,23 +54,6 @@ pub struct DistillInfo {
     pub vocab: usize,
     pub dims: usize,
     pub method: String,
-}
-
-/// SHA-256 of a model folder's weights, streamed.
-pub fn weights_sha256(model_dir: &Path) -> Result<String, EmbedError> {
-    let path = model_dir.join("model.safetensors");
-    let mut f = std::fs::File::open(&path)
-        .map_err(|e| EmbedError::Model(format!("{}: {e}", path.display())))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(model_err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Where the table distilled from weights with this hash lives.

@@ -7,6 +7,7 @@
 //! texts are sorted by length and padded only to the longest of their
 //! chunk, so short edits do not pay for long ones.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -16,6 +17,7 @@ use candle_transformers::models::bert::Config;
 
 use super::bert::Bert;
 use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationParams};
 use tokio::sync::oneshot;
 
@@ -40,6 +42,23 @@ pub fn cache_root() -> PathBuf {
                 .unwrap_or_else(|| PathBuf::from("."));
             home.join(".cache").join("foil")
         })
+}
+
+/// SHA-256 of a model folder's weights, streamed.
+pub fn weights_sha256(model_dir: &Path) -> Result<String, EmbedError> {
+    let path = model_dir.join("model.safetensors");
+    let mut f = std::fs::File::open(&path)
+        .map_err(|e| EmbedError::Model(format!("{}: {e}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(model_err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn model_err(e: impl std::fmt::Display) -> EmbedError {
@@ -213,6 +232,7 @@ struct Job {
 pub struct LocalEmbedder {
     queue: mpsc::Sender<Job>,
     description: String,
+    fingerprint: String,
 }
 
 impl LocalEmbedder {
@@ -221,12 +241,18 @@ impl LocalEmbedder {
     pub fn start(dir: &Path, batch_size: usize) -> Result<Self, EmbedError> {
         let model = SentenceModel::load(dir)?;
         let description = format!("{} (local, candle, {} dims)", model.name, model.dim);
+        // Vectors are filed by the weights, not the folder's name.
+        let fingerprint = format!("{} sha256:{}", model.name, weights_sha256(dir)?);
         let (queue, jobs) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("foil-embed".into())
             .spawn(move || worker(model, jobs, batch_size))
             .map_err(model_err)?;
-        Ok(LocalEmbedder { queue, description })
+        Ok(LocalEmbedder {
+            queue,
+            description,
+            fingerprint,
+        })
     }
 }
 
@@ -265,6 +291,10 @@ fn worker(model: SentenceModel, jobs: mpsc::Receiver<Job>, batch_size: usize) {
 impl Embedder for LocalEmbedder {
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
     }
 
     fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>> {

@@ -9,6 +9,7 @@ pub mod distilled;
 pub mod http;
 pub mod hub;
 pub mod local;
+pub mod store;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -39,18 +40,26 @@ impl From<EmbedError> for crate::record::StageError {
 pub trait Embedder: Send + Sync {
     /// A name for the manifest: model and where it runs.
     fn describe(&self) -> String;
+    /// What its vectors are filed under in the store: changes whenever the
+    /// vectors would (by default the description).
+    fn fingerprint(&self) -> String {
+        self.describe()
+    }
     fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>>;
 }
 
 /// Remembers vectors by text so that an original shared by many edits, or
 /// an edit repeated across sources, is embedded once. Memory is bounded:
 /// two generations of at most `capacity` entries each; when the young one
-/// fills, the old one is dropped.
+/// fills, the old one is dropped. With a [`store::VectorStore`] the
+/// vectors are kept across runs too.
 pub struct CachedEmbedder {
     inner: Arc<dyn Embedder>,
     capacity: usize,
     hasher: RandomState,
     generations: Mutex<[HashMap<u64, Arc<Vec<f32>>>; 2]>,
+    /// The store, and what the inner embedder's vectors are filed under.
+    store: Option<(Arc<store::VectorStore>, String)>,
 }
 
 impl CachedEmbedder {
@@ -60,7 +69,15 @@ impl CachedEmbedder {
             capacity: capacity.max(1),
             hasher: RandomState::new(),
             generations: Mutex::new([HashMap::new(), HashMap::new()]),
+            store: None,
         }
+    }
+
+    /// Keep vectors in `store` as well, filed under the inner embedder's
+    /// fingerprint.
+    pub fn with_store(mut self, store: Arc<store::VectorStore>) -> Self {
+        self.store = Some((store, self.inner.fingerprint()));
+        self
     }
 
     fn get(&self, key: u64) -> Option<Arc<Vec<f32>>> {
@@ -81,28 +98,57 @@ impl CachedEmbedder {
     pub async fn embed_all(&self, texts: &[&str]) -> Result<Vec<Arc<Vec<f32>>>, EmbedError> {
         let keys: Vec<u64> = texts.iter().map(|t| self.hasher.hash_one(t)).collect();
         let mut found: Vec<Option<Arc<Vec<f32>>>> = keys.iter().map(|k| self.get(*k)).collect();
+        // The first index of each distinct text not in memory.
         let mut missing: Vec<usize> = Vec::new();
-        let mut missing_texts: Vec<String> = Vec::new();
         for (i, f) in found.iter().enumerate() {
             if f.is_none() && !missing.iter().any(|&j| keys[j] == keys[i]) {
                 missing.push(i);
-                missing_texts.push(texts[i].to_string());
             }
         }
+        if let Some((store, fingerprint)) = &self.store
+            && !missing.is_empty()
+        {
+            let text_keys: Vec<store::TextKey> =
+                missing.iter().map(|&i| store::text_key(texts[i])).collect();
+            let stored = store.get(fingerprint, &text_keys);
+            missing = missing
+                .into_iter()
+                .zip(stored)
+                .filter_map(|(i, v)| match v {
+                    Some(v) => {
+                        let v = Arc::new(v);
+                        self.put(keys[i], v.clone());
+                        found[i] = Some(v);
+                        None
+                    }
+                    None => Some(i),
+                })
+                .collect();
+        }
         if !missing.is_empty() {
+            let missing_texts: Vec<String> =
+                missing.iter().map(|&i| texts[i].to_string()).collect();
             let vectors = self.inner.embed(missing_texts).await?;
+            if let Some((store, fingerprint)) = &self.store {
+                let items: Vec<(store::TextKey, &[f32])> = missing
+                    .iter()
+                    .zip(&vectors)
+                    .map(|(&i, v)| (store::text_key(texts[i]), v.as_slice()))
+                    .collect();
+                store.put(fingerprint, &items);
+            }
             for (&i, v) in missing.iter().zip(vectors) {
                 let v = Arc::new(v);
                 self.put(keys[i], v.clone());
                 found[i] = Some(v);
             }
-            for i in 0..found.len() {
-                if found[i].is_none() {
-                    found[i] = missing
-                        .iter()
-                        .find(|&&j| keys[j] == keys[i])
-                        .and_then(|&j| found[j].clone());
-                }
+        }
+        // Repeats of a text take the vector of its first occurrence.
+        for i in 0..found.len() {
+            if found[i].is_none() {
+                found[i] = (0..i)
+                    .find(|&j| keys[j] == keys[i])
+                    .and_then(|j| found[j].clone());
             }
         }
         found

@@ -13,6 +13,7 @@ use crate::config::{EmbedderConfig, FilterConfig, GeneratorConfig, PipelineConfi
 use crate::embed::distilled::StaticEmbedder;
 use crate::embed::http::HttpEmbedder;
 use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir};
+use crate::embed::store::VectorStore;
 use crate::embed::{CachedEmbedder, Embedder};
 use crate::filter::{EditDistance, Filter, LabelChange, SimilarityBand, Verifier};
 use crate::generate::Generator;
@@ -74,6 +75,42 @@ async fn build_embedder(
     })
 }
 
+/// The similarity band's embedders, cached: the one that decides (its
+/// vectors kept across runs in the store, unless it is the distilled one)
+/// and, for cascade scoring, the distilled one that decides first.
+async fn band_embedders(
+    config: &PipelineConfig,
+    shared: &Shared,
+    clients: &mut Vec<(String, Arc<OpenAiClient>)>,
+) -> anyhow::Result<(Arc<CachedEmbedder>, Option<Arc<CachedEmbedder>>)> {
+    let (decide, fast) = build_embedder(&config.embedder, shared, clients).await?;
+    let mut decide = CachedEmbedder::new(decide, EMBED_CACHE_ENTRIES);
+    let distilled_only = matches!(
+        config.embedder,
+        EmbedderConfig::Local {
+            scoring: Scoring::Distilled,
+            ..
+        }
+    );
+    if !distilled_only {
+        let path = config
+            .cache
+            .embeddings
+            .clone()
+            .unwrap_or_else(|| cache_root().join("embeddings.sqlite"));
+        match VectorStore::open(&path, config.cache.mode) {
+            Ok(Some(store)) => decide = decide.with_store(Arc::new(store)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}; embedding without a store"),
+        }
+    }
+    // The distilled embedder recomputes a vector about as fast as a cache
+    // finds it: a small cache shares a source's original among its
+    // candidates and no more.
+    let fast = fast.map(|e| Arc::new(CachedEmbedder::new(e, FAST_CACHE_ENTRIES)));
+    Ok((Arc::new(decide), fast))
+}
+
 fn uses_endpoints(config: &PipelineConfig, filters: &[FilterConfig]) -> bool {
     (!config.source.pairs_mode() && matches!(config.generator, GeneratorConfig::Llm(_)))
         || (config.needs_embedder() && matches!(config.embedder, EmbedderConfig::Http { .. }))
@@ -133,15 +170,7 @@ impl Pipeline {
             generator
         };
         let embedder = if config.needs_embedder() {
-            let (decide, fast) = build_embedder(&config.embedder, &shared, &mut clients).await?;
-            // The distilled embedder recomputes a vector about as fast as a
-            // cache finds it: a small cache shares a source's original
-            // among its candidates and no more.
-            let fast = fast.map(|e| Arc::new(CachedEmbedder::new(e, FAST_CACHE_ENTRIES)));
-            Some((
-                Arc::new(CachedEmbedder::new(decide, EMBED_CACHE_ENTRIES)),
-                fast,
-            ))
+            Some(band_embedders(&config, &shared, &mut clients).await?)
         } else {
             None
         };

@@ -146,6 +146,7 @@ pub fn to_config(args: &GenerateArgs) -> Result<PipelineConfig, UsageError> {
             path: args.cache.clone(),
             mode: CacheMode::Use,
             namespace: args.cache_namespace.clone(),
+            embeddings: None,
         },
         budget: BudgetConfig {
             prices: args
