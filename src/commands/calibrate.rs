@@ -220,9 +220,22 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<Exit> {
         .into());
     }
     let result = calibrate(&pairs, args.target_precision);
+    let manifest = crate::sink::Manifest::read(&args.dir).ok();
+    // Cascade scoring mixes two embedders' scores in one column: a
+    // threshold swept across it means different things on either side of
+    // the band's margins.
+    let scorers = manifest
+        .as_ref()
+        .map_or(0, |m| m.counts.similarity_scored_by.len());
+    if scorers > 1 {
+        eprintln!(
+            "foil: note: the similarity scores of `{}` come from {scorers} embedders (cascade \
+             scoring); to calibrate the similarity band, score with one (`--scoring model`)",
+            args.dir.display()
+        );
+    }
     // The thresholds the run judged with (0.5 each when it had no judge).
-    let thresholds = crate::sink::Manifest::read(&args.dir)
-        .ok()
+    let thresholds = manifest
         .and_then(|m| m.config.resolved_filters().ok())
         .and_then(|fs| {
             fs.into_iter().find_map(|f| match f {

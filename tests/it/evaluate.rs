@@ -342,6 +342,25 @@ fn spreadsheet_and_argilla_decisions_come_back_and_calibrate_the_filters() {
             .iter()
             .any(|s| s["score"] == "edit_ops per 100 words (max)" && s["reviewed"] == 6)
     );
+    // One embedder scored the run: no note. Scores from two (cascade
+    // scoring near the band's edges) get one.
+    let calibrate = || {
+        let run = foil()
+            .args(["calibrate", out.to_str().unwrap()])
+            .assert()
+            .success();
+        String::from_utf8_lossy(&run.get_output().stderr).into_owned()
+    };
+    assert!(!calibrate().contains("embedders"), "{}", calibrate());
+    let path = out.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["counts"]["similarity_scored_by"] = serde_json::json!({"distilled": 4, "model": 2});
+    std::fs::write(&path, m.to_string()).unwrap();
+    let note = calibrate();
+    assert!(
+        note.contains("2 embedders") && note.contains("--scoring model"),
+        "{note}"
+    );
 }
 
 fn read_reviewed(dir: &Path) -> BTreeMap<String, BTreeMap<String, Value>> {
