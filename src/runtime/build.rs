@@ -51,7 +51,12 @@ async fn build_embedder(
                 let dir = dir.clone();
                 let e = tokio::task::spawn_blocking(move || StaticEmbedder::for_model(&dir))
                     .await?
-                    .map_err(|e| UsageError::new(e.to_string()))?;
+                    .map_err(|e| {
+                        UsageError::new(format!(
+                            "{e} (distilling a static embedder; `--scoring model`, or \
+                             `scoring = \"model\"` under [embedder], runs the model alone)"
+                        ))
+                    })?;
                 anyhow::Ok(Arc::new(e) as Arc<dyn Embedder>)
             };
             let model = || -> anyhow::Result<Arc<dyn Embedder>> {
