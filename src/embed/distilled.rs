@@ -1,11 +1,11 @@
 //! A static embedder distilled from the sentence model, model2vec-style:
 //! every vocabulary token is passed once through the model (`[CLS] token
 //! [SEP]`, mean-pooled and normalised as a sentence would be), and a text's
-//! vector is then the weighted mean of its tokens' rows — a table lookup
-//! instead of six transformer layers.
+//! vector is then the sum of its tokens' weighted rows, normalised — a
+//! table lookup instead of six transformer layers.
 //!
-//! The distilled table is built once per model (about a minute on two
-//! cores) into foil's cache, keyed by the SHA-256 of the model's weights,
+//! The distilled table is built once per model (about 20 s on two cores)
+//! into foil's cache, keyed by the SHA-256 of the model's weights,
 //! and holds the model's raw per-token vectors. What turns them into the
 //! embedder is applied at load, in [`Table::prepare`]: the mean token
 //! vector is subtracted (a mean of raw rows points mostly along the
@@ -91,7 +91,7 @@ pub fn ensure_distilled(model_dir: &Path) -> Result<PathBuf, EmbedError> {
         return Ok(dir);
     }
     tracing::warn!(
-        "distilling a static embedder from {} (once per model; about a minute)",
+        "distilling a static embedder from {} (once per model; about half a minute)",
         model_dir.display()
     );
     distill(model_dir, &sha, &dir)?;
@@ -155,7 +155,8 @@ pub fn distill(model_dir: &Path, sha256: &str, dest: &Path) -> Result<DistillInf
     crate::files::write_atomic(&tmp.join(INFO_FILE), json.as_bytes()).map_err(model_err)?;
     let _ = std::fs::remove_dir_all(dest);
     if std::fs::rename(&tmp, dest).is_err() {
-        // Another process put its folder there first: use that one.
+        // Another builder (one that does not take the lock) put its folder
+        // there first: use that one.
         let _ = std::fs::remove_dir_all(&tmp);
         read_info(dest)?;
     }
