@@ -56,9 +56,10 @@ pub struct DistillInfo {
     pub method: String,
 }
 
-/// Where the table distilled from weights with this hash lives.
-pub fn distilled_dir(sha256: &str) -> PathBuf {
-    cache_root()
+/// Where the table distilled from weights with this hash lives, under
+/// foil's cache folder `cache`.
+pub fn distilled_dir(cache: &Path, sha256: &str) -> PathBuf {
+    cache
         .join("models")
         .join("distilled")
         .join(&sha256[..16.min(sha256.len())])
@@ -69,12 +70,37 @@ pub fn distilled_dir(sha256: &str) -> PathBuf {
 /// time build it once: each waits for a lock file next to the folder and
 /// looks again once it holds it.
 pub fn ensure_distilled(model_dir: &Path) -> Result<PathBuf, EmbedError> {
+    ensure_distilled_in(&cache_root(), model_dir).map(|(dir, _)| dir)
+}
+
+/// [`ensure_distilled`] under the cache folder `cache`; also says whether
+/// this call built the table.
+pub fn ensure_distilled_in(cache: &Path, model_dir: &Path) -> Result<(PathBuf, bool), EmbedError> {
     let sha = weights_sha256(model_dir)?;
-    let dir = distilled_dir(&sha);
+    let dir = distilled_dir(cache, &sha);
     let ready =
         |dir: &Path| read_info(dir).is_ok_and(|i| i.format == FORMAT && i.source_sha256 == sha);
-    if ready(&dir) {
-        return Ok(dir);
+    let built = build_once(&dir, ready, || {
+        tracing::warn!(
+            "distilling a static embedder from {} (once per model; about half a minute)",
+            model_dir.display()
+        );
+        distill(model_dir, &sha, &dir).map(|_| ())
+    })?;
+    Ok((dir, built))
+}
+
+/// Run `build` unless `ready(dir)`, holding an exclusive lock on
+/// `dir.lock` and looking again once it is held, so that processes (or
+/// threads) that find `dir` missing at once build it once. Whether this
+/// call built it.
+fn build_once(
+    dir: &Path,
+    ready: impl Fn(&Path) -> bool,
+    build: impl FnOnce() -> Result<(), EmbedError>,
+) -> Result<bool, EmbedError> {
+    if ready(dir) {
+        return Ok(false);
     }
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(model_err)?;
@@ -87,15 +113,11 @@ pub fn ensure_distilled(model_dir: &Path) -> Result<PathBuf, EmbedError> {
         .map_err(|e| EmbedError::Model(format!("{}: {e}", lock_path.display())))?;
     lock.lock()
         .map_err(|e| EmbedError::Model(format!("{}: {e}", lock_path.display())))?;
-    if ready(&dir) {
-        return Ok(dir);
+    if ready(dir) {
+        return Ok(false);
     }
-    tracing::warn!(
-        "distilling a static embedder from {} (once per model; about half a minute)",
-        model_dir.display()
-    );
-    distill(model_dir, &sha, &dir)?;
-    Ok(dir)
+    build()?;
+    Ok(true)
 }
 
 fn read_info(dir: &Path) -> Result<DistillInfo, EmbedError> {
@@ -299,5 +321,39 @@ impl Embedder for StaticEmbedder {
 
     fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>> {
         Box::pin(async move { self.embed_texts(&texts) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn builders_that_start_together_build_once() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("models/distilled/abc");
+        let builds = AtomicUsize::new(0);
+        let ready = |d: &Path| d.join("done").is_file();
+        let built: Vec<bool> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        build_once(&dir, ready, || {
+                            builds.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                            std::fs::create_dir_all(&dir).unwrap();
+                            std::fs::write(dir.join("done"), "").unwrap();
+                            Ok(())
+                        })
+                        .unwrap()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        assert_eq!(built.iter().filter(|b| **b).count(), 1);
+        assert!(!build_once(&dir, ready, || panic!("built again")).unwrap());
     }
 }
