@@ -225,6 +225,53 @@ mod tests {
     }
 
     #[test]
+    fn cascade_asks_the_model_near_an_upper_edge_below_1() {
+        let fake = |exact| {
+            Arc::new(Fake {
+                exact,
+                asked: Mutex::new(Vec::new()),
+            })
+        };
+        let (fast, model) = (fake(false), fake(true));
+        let band = SimilarityBand {
+            min: 0.1,
+            max: 0.9,
+            embedder: Arc::new(CachedEmbedder::new(model.clone(), 100)),
+            fast: Some(Arc::new(CachedEmbedder::new(fast.clone(), 100))),
+        };
+        let ex = SourceExample::with_fields(&[("text", "o")]);
+        // 0.5 is 0.4 from either edge (the fast score decides); 0.8 and
+        // 0.95 lie within 0.3 of the upper edge (the model decides).
+        let edits = ["e:0.5:0.99", "e:0.8:0.95", "e:0.95:0.7"];
+        let mut batch = SourceBatch {
+            example: Arc::new(ex.clone()),
+            candidates: edits
+                .iter()
+                .map(|e| Candidate::new(&ex, "text", e.to_string(), Relation::Flip, "x", "rules"))
+                .collect(),
+        };
+        futures::executor::block_on(band.apply(&mut batch)).unwrap();
+        let got: Vec<(&str, Option<&str>)> = batch
+            .candidates
+            .iter()
+            .map(|c| {
+                (
+                    c.scores.similarity_by.as_deref().unwrap(),
+                    c.rejection.as_ref().map(|r| r.reason.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("distilled", None),
+                ("model", Some(ABOVE_MAX)),
+                ("model", None),
+            ]
+        );
+    }
+
+    #[test]
     fn without_a_fast_embedder_the_model_scores_every_pair() {
         let model = Arc::new(Fake {
             exact: true,
