@@ -173,23 +173,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cascade_asks_the_model_only_near_the_band_edges_and_its_score_decides() {
-        let fake = |exact| {
-            Arc::new(Fake {
-                exact,
-                asked: Mutex::new(Vec::new()),
-            })
-        };
-        let (fast, model) = (fake(false), fake(true));
-        let band = SimilarityBand {
-            min: 0.4,
-            max: 1.0,
-            embedder: Arc::new(CachedEmbedder::new(model.clone(), 100)),
-            fast: Some(Arc::new(CachedEmbedder::new(fast.clone(), 100))),
-        };
+    fn fake(exact: bool) -> Arc<Fake> {
+        Arc::new(Fake {
+            exact,
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A band over `model`, with `fast` deciding first when given.
+    fn band(min: f64, max: f64, model: &Arc<Fake>, fast: Option<&Arc<Fake>>) -> SimilarityBand {
+        let cached = |f: &Arc<Fake>| Arc::new(CachedEmbedder::new(f.clone(), 100));
+        SimilarityBand {
+            min,
+            max,
+            embedder: cached(model),
+            fast: fast.map(cached),
+        }
+    }
+
+    /// Score edits of the original `o` through `band`.
+    fn scored(band: &SimilarityBand, edits: &[&str]) -> Vec<Candidate> {
         let ex = SourceExample::with_fields(&[("text", "o")]);
-        let edits = ["e:0.95:0.95", "e:0.6:0.2", "e:0.5:0.8", "e:0.1:0.9"];
         let mut batch = SourceBatch {
             example: Arc::new(ex.clone()),
             candidates: edits
@@ -198,8 +202,16 @@ mod tests {
                 .collect(),
         };
         futures::executor::block_on(band.apply(&mut batch)).unwrap();
-        let got: Vec<(f64, &str, bool)> = batch
-            .candidates
+        batch.candidates
+    }
+
+    #[test]
+    fn cascade_asks_the_model_only_near_the_band_edges_and_its_score_decides() {
+        let (fast, model) = (fake(false), fake(true));
+        let band = band(0.4, 1.0, &model, Some(&fast));
+        let edits = ["e:0.95:0.95", "e:0.6:0.2", "e:0.5:0.8", "e:0.1:0.9"];
+        let candidates = scored(&band, &edits);
+        let got: Vec<(f64, &str, bool)> = candidates
             .iter()
             .map(|c| {
                 (
@@ -226,33 +238,13 @@ mod tests {
 
     #[test]
     fn cascade_asks_the_model_near_an_upper_edge_below_1() {
-        let fake = |exact| {
-            Arc::new(Fake {
-                exact,
-                asked: Mutex::new(Vec::new()),
-            })
-        };
         let (fast, model) = (fake(false), fake(true));
-        let band = SimilarityBand {
-            min: 0.1,
-            max: 0.9,
-            embedder: Arc::new(CachedEmbedder::new(model.clone(), 100)),
-            fast: Some(Arc::new(CachedEmbedder::new(fast.clone(), 100))),
-        };
-        let ex = SourceExample::with_fields(&[("text", "o")]);
+        let band = band(0.1, 0.9, &model, Some(&fast));
         // 0.5 is 0.4 from either edge (the fast score decides); 0.8 and
         // 0.95 lie within 0.3 of the upper edge (the model decides).
         let edits = ["e:0.5:0.99", "e:0.8:0.95", "e:0.95:0.7"];
-        let mut batch = SourceBatch {
-            example: Arc::new(ex.clone()),
-            candidates: edits
-                .iter()
-                .map(|e| Candidate::new(&ex, "text", e.to_string(), Relation::Flip, "x", "rules"))
-                .collect(),
-        };
-        futures::executor::block_on(band.apply(&mut batch)).unwrap();
-        let got: Vec<(&str, Option<&str>)> = batch
-            .candidates
+        let candidates = scored(&band, &edits);
+        let got: Vec<(&str, Option<&str>)> = candidates
             .iter()
             .map(|c| {
                 (
@@ -273,27 +265,10 @@ mod tests {
 
     #[test]
     fn without_a_fast_embedder_the_model_scores_every_pair() {
-        let model = Arc::new(Fake {
-            exact: true,
-            asked: Mutex::new(Vec::new()),
-        });
-        let band = SimilarityBand {
-            min: 0.4,
-            max: 0.9,
-            embedder: Arc::new(CachedEmbedder::new(model.clone(), 100)),
-            fast: None,
-        };
-        let ex = SourceExample::with_fields(&[("text", "o")]);
-        let mut batch = SourceBatch {
-            example: Arc::new(ex.clone()),
-            candidates: ["e:0:0.95", "e:0:0.5", "e:0:0.3"]
-                .iter()
-                .map(|e| Candidate::new(&ex, "text", e.to_string(), Relation::Flip, "x", "rules"))
-                .collect(),
-        };
-        futures::executor::block_on(band.apply(&mut batch)).unwrap();
-        let reasons: Vec<Option<&str>> = batch
-            .candidates
+        let model = fake(true);
+        let band = band(0.4, 0.9, &model, None);
+        let candidates = scored(&band, &["e:0:0.95", "e:0:0.5", "e:0:0.3"]);
+        let reasons: Vec<Option<&str>> = candidates
             .iter()
             .map(|c| c.rejection.as_ref().map(|r| r.reason.as_str()))
             .collect();

@@ -8,6 +8,19 @@ use serde_json::Value;
 
 use crate::support::fixture;
 
+/// `foil generate` on the sample claims into `out`, with `extra` flags, on
+/// `cmd` (a `foil()` command, perhaps with environment set).
+fn generate_claims(mut cmd: assert_cmd::Command, out: &std::path::Path, extra: &[&str]) {
+    let input = crate::support::sample("claims.jsonl");
+    cmd.args(["generate", input.to_str().unwrap()])
+        .args(["--task", "claim", "--id-field", "id", "--quiet"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+}
+
 fn model() -> SentenceModel {
     SentenceModel::load(&default_model_dir())
         .expect("the local model is missing: run scripts/fetch-model (as .ci/run does)")
@@ -94,7 +107,7 @@ fn a_folder_without_a_model_names_what_is_missing() {
 #[test]
 fn a_hub_model_is_downloaded_once_into_the_cache_and_gives_the_same_scores() {
     use crate::support::fake_openai::{FakeOpenAi, Reply};
-    use crate::support::{foil, read_rows, sample};
+    use crate::support::{foil, read_rows};
     // A stand-in hub serving the files of the locally fetched model.
     let hub = FakeOpenAi::start(
         std::sync::Arc::new(|_| Reply::chat("{}")),
@@ -116,24 +129,10 @@ fn a_hub_model_is_downloaded_once_into_the_cache_and_gives_the_same_scores() {
     }
     let cache = tempfile::tempdir().unwrap();
     let run = |out: &std::path::Path, hub_args: &[&str]| {
-        foil()
-            .env("HF_ENDPOINT", format!("http://{}", hub.addr))
-            .env("FOIL_CACHE", cache.path())
-            .args([
-                "generate",
-                sample("claims.jsonl").to_str().unwrap(),
-                "--task",
-                "claim",
-                "--id-field",
-                "id",
-                "--quiet",
-            ])
-            .args(hub_args)
-            .args(["--scoring", "model"])
-            .arg("--out")
-            .arg(out)
-            .assert()
-            .success();
+        let mut cmd = foil();
+        cmd.env("HF_ENDPOINT", format!("http://{}", hub.addr))
+            .env("FOIL_CACHE", cache.path());
+        generate_claims(cmd, out, &[hub_args, &["--scoring", "model"]].concat());
         read_rows(out, "shards")
     };
     let outs = tempfile::tempdir().unwrap();
@@ -353,25 +352,11 @@ fn the_distilled_embedder_decides_the_band_as_the_model_does() {
 
 #[test]
 fn each_pair_records_which_embedder_scored_it() {
-    use crate::support::{foil, manifest, read_rows, sample};
+    use crate::support::{foil, manifest, read_rows};
     let outs = tempfile::tempdir().unwrap();
     let run = |name: &str, extra: &[&str]| {
         let out = outs.path().join(name);
-        foil()
-            .args([
-                "generate",
-                sample("claims.jsonl").to_str().unwrap(),
-                "--task",
-                "claim",
-                "--id-field",
-                "id",
-                "--quiet",
-            ])
-            .args(extra)
-            .arg("--out")
-            .arg(&out)
-            .assert()
-            .success();
+        generate_claims(foil(), &out, extra);
         let m = manifest(&out);
         let mut rows = read_rows(&out, "shards");
         rows.extend(read_rows(&out, "rejected_shards"));
@@ -407,30 +392,15 @@ fn each_pair_records_which_embedder_scored_it() {
 
 #[test]
 fn the_models_vectors_are_kept_across_runs_and_read_back() {
-    use crate::support::{foil, read_rows, sample};
+    use crate::support::{foil, read_rows};
     let cache = tempfile::tempdir().unwrap();
     let outs = tempfile::tempdir().unwrap();
     let run = |name: &str, extra: &[&str]| {
         let out = outs.path().join(name);
-        foil()
-            .env("FOIL_CACHE", cache.path())
-            .env("FOIL_MODEL_DIR", default_model_dir())
-            .args([
-                "generate",
-                sample("claims.jsonl").to_str().unwrap(),
-                "--task",
-                "claim",
-                "--id-field",
-                "id",
-                "--quiet",
-                "--scoring",
-                "model",
-            ])
-            .args(extra)
-            .arg("--out")
-            .arg(&out)
-            .assert()
-            .success();
+        let mut cmd = foil();
+        cmd.env("FOIL_CACHE", cache.path())
+            .env("FOIL_MODEL_DIR", default_model_dir());
+        generate_claims(cmd, &out, &[&["--scoring", "model"], extra].concat());
         read_rows(&out, "shards")
             .iter()
             .map(|r| r["similarity"].as_f64().unwrap())
