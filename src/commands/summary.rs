@@ -69,36 +69,34 @@ pub fn totals(m: &Manifest) -> String {
         ));
     }
     line.push('\n');
-    if !m.counts.accepted_by_edit_type.is_empty() {
-        let types: Vec<String> = m
-            .counts
-            .accepted_by_edit_type
+    // "key n, key n" (or "n by key, …") of a count table.
+    let listed = |counts: &std::collections::BTreeMap<String, u64>, by: bool| {
+        let items: Vec<String> = counts
             .iter()
-            .map(|(t, n)| format!("{t} {n}"))
+            .map(|(k, n)| {
+                if by {
+                    format!("{n} by {k}")
+                } else {
+                    format!("{k} {n}")
+                }
+            })
             .collect();
-        line.push_str(&format!("  edit types: {}\n", types.join(", ")));
+        items.join(", ")
+    };
+    if !m.counts.accepted_by_edit_type.is_empty() {
+        let types = listed(&m.counts.accepted_by_edit_type, false);
+        line.push_str(&format!("  edit types: {types}\n"));
     }
     if !m.counts.similarity_scored_by.is_empty() {
-        let by: Vec<String> = m
-            .counts
-            .similarity_scored_by
-            .iter()
-            .map(|(e, n)| format!("{n} by {e}"))
-            .collect();
-        line.push_str(&format!("  similarity scored: {}\n", by.join(", ")));
+        let by = listed(&m.counts.similarity_scored_by, true);
+        line.push_str(&format!("  similarity scored: {by}\n"));
     }
     let review: u64 = m.counts.accepted_needing_review.values().sum();
     if review > 0 {
-        let what: Vec<String> = m
-            .counts
-            .accepted_needing_review
-            .iter()
-            .map(|(t, n)| format!("{t} {n}"))
-            .collect();
         line.push_str(&format!(
             "  need review: {review} pair(s) lack what only a person can give ({}); \
              they are not finished contrast pairs until `foil review` brings it back\n",
-            what.join(", ")
+            listed(&m.counts.accepted_needing_review, false)
         ));
     }
     line
