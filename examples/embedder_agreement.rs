@@ -20,8 +20,8 @@ use std::io::BufRead;
 use std::time::Instant;
 
 use foil::embed::distilled::StaticEmbedder;
-use foil::embed::local::{SentenceModel, default_model_dir};
-use foil::filter::similarity::{CASCADE_ABOVE, CASCADE_BELOW};
+use foil::embed::local::{SentenceModel, default_model_dir, weights_sha256};
+use foil::filter::similarity::{band_score, needs_model};
 use foil::text::cosine;
 
 /// The texts the similarity filter compares for one pair: the edited field
@@ -84,7 +84,7 @@ fn score(
     let fast_s = t.elapsed().as_secs_f64();
     let cos = |v: &[Vec<f32>]| -> Vec<f64> {
         v.chunks(2)
-            .map(|c| f64::from(cosine(&c[0], &c[1])))
+            .map(|c| band_score(cosine(&c[0], &c[1])))
             .collect()
     };
     (
@@ -106,14 +106,8 @@ struct Agreement {
 }
 
 fn agreement(s: &Scores, min: f64, max: f64) -> Agreement {
-    // Rounded as the filter rounds.
-    let r = |x: f64| (x * 1e6).round() / 1e6;
-    let keep = |x: f64| r(x) >= min && r(x) <= max;
-    let unsure = |f: f64| {
-        let f = r(f);
-        (f >= min - CASCADE_BELOW && f < min + CASCADE_ABOVE)
-            || (max < 1.0 && f > max - CASCADE_ABOVE && f <= max + CASCADE_ABOVE)
-    };
+    let keep = |x: f64| x >= min && x <= max;
+    let unsure = |f: f64| needs_model(min, max, f);
     let n = s.exact.len() as f64;
     let pairs = || s.exact.iter().zip(&s.fast);
     let same = pairs().filter(|(a, b)| keep(**a) == keep(**b)).count();
@@ -132,7 +126,8 @@ fn agreement(s: &Scores, min: f64, max: f64) -> Agreement {
 fn main() {
     let dir = default_model_dir();
     let model = SentenceModel::load(&dir).expect("scripts/fetch-model first");
-    let fast = StaticEmbedder::for_model(&dir).expect("distilled embedder");
+    let sha = weights_sha256(&dir).expect("the model's weights");
+    let fast = StaticEmbedder::for_model(&dir, &sha).expect("distilled embedder");
     println!(
         "| set | task | band | pairs | agreement: distilled / cascade (model asked) | kept: model / distilled | Spearman: real / real + unrelated | unrelated pairs: agreement distilled / cascade (model asked) | unrelated kept: model / distilled | texts/s: model / distilled |"
     );

@@ -300,7 +300,7 @@ pub struct GenerateArgs {
     /// Who scores the band: `cascade` (default: the static embedder
     /// distilled from the local model, and the model itself for pairs near
     /// an edge of the band), `distilled` (static only) or `model` (the
-    /// model for every pair: ~160 texts/s on two cores).
+    /// model for every pair: 69–274 texts/s on two cores).
     #[arg(
         long,
         value_parser = ["cascade", "distilled", "model"],

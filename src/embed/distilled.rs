@@ -4,8 +4,8 @@
 //! vector is then the sum of its tokens' weighted rows, normalised — a
 //! table lookup instead of six transformer layers.
 //!
-//! The distilled table is built once per model (about 20 s on two cores)
-//! into foil's cache, keyed by the SHA-256 of the model's weights,
+//! The distilled table is built once per model (a first run on a fresh
+//! cache takes about 26 s in all on two cores) into foil's cache, keyed by the SHA-256 of the model's weights,
 //! and holds the model's raw per-token vectors. What turns them into the
 //! embedder is applied at load, in [`Table::prepare`]: the mean token
 //! vector is subtracted (a mean of raw rows points mostly along the
@@ -65,27 +65,26 @@ pub fn distilled_dir(cache: &Path, sha256: &str) -> PathBuf {
         .join(&sha256[..16.min(sha256.len())])
 }
 
-/// The distilled folder for `model_dir`, built first if it is missing or
-/// was made by another format. Processes that find it missing at the same
-/// time build it once: each waits for a lock file next to the folder and
-/// looks again once it holds it.
-pub fn ensure_distilled(model_dir: &Path) -> Result<PathBuf, EmbedError> {
-    ensure_distilled_in(&cache_root(), model_dir).map(|(dir, _)| dir)
-}
-
-/// [`ensure_distilled`] under the cache folder `cache`; also says whether
-/// this call built the table.
-pub fn ensure_distilled_in(cache: &Path, model_dir: &Path) -> Result<(PathBuf, bool), EmbedError> {
-    let sha = weights_sha256(model_dir)?;
-    let dir = distilled_dir(cache, &sha);
+/// The distilled folder, under the cache folder `cache`, for the model in
+/// `model_dir` whose weights hash to `sha256` ([`weights_sha256`]: the
+/// caller has it, as the model's own store fingerprint does, so the 90 MB
+/// are read once per run). Built first if it is missing or was made by
+/// another format; processes that find it missing at the same time build
+/// it once ([`build_once`]). Also says whether this call built it.
+pub fn ensure_distilled(
+    cache: &Path,
+    model_dir: &Path,
+    sha256: &str,
+) -> Result<(PathBuf, bool), EmbedError> {
+    let dir = distilled_dir(cache, sha256);
     let ready =
-        |dir: &Path| read_info(dir).is_ok_and(|i| i.format == FORMAT && i.source_sha256 == sha);
+        |dir: &Path| read_info(dir).is_ok_and(|i| i.format == FORMAT && i.source_sha256 == sha256);
     let built = build_once(&dir, ready, || {
         tracing::warn!(
             "distilling a static embedder from {} (once per model; about half a minute)",
             model_dir.display()
         );
-        distill(model_dir, &sha, &dir).map(|_| ())
+        distill(model_dir, sha256, &dir)
     })?;
     Ok((dir, built))
 }
@@ -129,8 +128,8 @@ fn read_info(dir: &Path) -> Result<DistillInfo, EmbedError> {
 
 /// Pass every vocabulary token through the model and write the table,
 /// the tokenizer and the provenance into `dest` (atomically: a temporary
-/// sibling folder renamed into place).
-pub fn distill(model_dir: &Path, sha256: &str, dest: &Path) -> Result<DistillInfo, EmbedError> {
+/// sibling folder renamed into place). Called under [`build_once`]'s lock.
+fn distill(model_dir: &Path, sha256: &str, dest: &Path) -> Result<(), EmbedError> {
     let model = SentenceModel::load(model_dir)?;
     let vocab = model.vocab_size();
     let (cls, sep) = model.cls_sep()?;
@@ -175,14 +174,9 @@ pub fn distill(model_dir: &Path, sha256: &str, dest: &Path) -> Result<DistillInf
         .map_err(model_err)?;
     let json = serde_json::to_string_pretty(&info).map_err(model_err)?;
     crate::files::write_atomic(&tmp.join(INFO_FILE), json.as_bytes()).map_err(model_err)?;
+    // A folder of an older format is replaced.
     let _ = std::fs::remove_dir_all(dest);
-    if std::fs::rename(&tmp, dest).is_err() {
-        // Another builder (one that does not take the lock) put its folder
-        // there first: use that one.
-        let _ = std::fs::remove_dir_all(&tmp);
-        read_info(dest)?;
-    }
-    Ok(info)
+    std::fs::rename(&tmp, dest).map_err(model_err)
 }
 
 /// The prepared per-token rows.
@@ -256,10 +250,11 @@ pub struct StaticEmbedder {
 }
 
 impl StaticEmbedder {
-    /// Load the distilled table for the model in `model_dir`, distilling it
-    /// first when the cache has none.
-    pub fn for_model(model_dir: &Path) -> Result<Self, EmbedError> {
-        let dir = ensure_distilled(model_dir)?;
+    /// Load the distilled table for the model in `model_dir` (weights
+    /// hashing to `sha256`) from foil's cache, distilling it first when the
+    /// cache has none.
+    pub fn for_model(model_dir: &Path, sha256: &str) -> Result<Self, EmbedError> {
+        let (dir, _) = ensure_distilled(&cache_root(), model_dir, sha256)?;
         Self::load(&dir)
     }
 
@@ -317,6 +312,11 @@ impl StaticEmbedder {
 impl Embedder for StaticEmbedder {
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    /// A table lookup is faster than a SQLite read.
+    fn worth_storing(&self) -> bool {
+        false
     }
 
     fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>> {

@@ -44,8 +44,25 @@ pub fn cache_root() -> PathBuf {
         })
 }
 
-/// SHA-256 of a model folder's weights, streamed.
+/// A model folder has what [`SentenceModel::load`] reads, or the error
+/// says which file is missing and how to get the model.
+fn require_model_files(dir: &Path) -> Result<(), EmbedError> {
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        if !dir.join(f).is_file() {
+            return Err(EmbedError::Model(format!(
+                "`{}` has no {f}; fetch the default model with `scripts/fetch-model`, or \
+                 point `embedder.model_dir` (or $FOIL_MODEL_DIR) at a sentence-model folder",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 of a model folder's weights, streamed (the folder is checked
+/// first, so a missing model is reported as [`SentenceModel::load`] does).
 pub fn weights_sha256(model_dir: &Path) -> Result<String, EmbedError> {
+    require_model_files(model_dir)?;
     let path = model_dir.join("model.safetensors");
     let mut f = std::fs::File::open(&path)
         .map_err(|e| EmbedError::Model(format!("{}: {e}", path.display())))?;
@@ -78,15 +95,7 @@ impl SentenceModel {
     /// Load from a folder with `config.json`, `tokenizer.json` and
     /// `model.safetensors` (any BERT-family sentence model).
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
-        for f in ["config.json", "tokenizer.json", "model.safetensors"] {
-            if !dir.join(f).is_file() {
-                return Err(EmbedError::Model(format!(
-                    "`{}` has no {f}; fetch the default model with `scripts/fetch-model`, or \
-                     point `embedder.model_dir` (or $FOIL_MODEL_DIR) at a sentence-model folder",
-                    dir.display()
-                )));
-            }
-        }
+        require_model_files(dir)?;
         let config_text = std::fs::read_to_string(dir.join("config.json")).map_err(model_err)?;
         let config: Config = serde_json::from_str(&config_text)
             .map_err(|e| EmbedError::Model(format!("{}/config.json: {e}", dir.display())))?;
@@ -237,12 +246,13 @@ pub struct LocalEmbedder {
 
 impl LocalEmbedder {
     /// Load the model (on the calling thread, so load errors surface here)
-    /// and start its worker thread.
-    pub fn start(dir: &Path, batch_size: usize) -> Result<Self, EmbedError> {
+    /// and start its worker thread. `weights_sha256` ([`weights_sha256`] of
+    /// `dir`) files its vectors in the store by the weights, not the
+    /// folder's name.
+    pub fn start(dir: &Path, batch_size: usize, weights_sha256: &str) -> Result<Self, EmbedError> {
         let model = SentenceModel::load(dir)?;
         let description = format!("{} (local, candle, {} dims)", model.name, model.dim);
-        // Vectors are filed by the weights, not the folder's name.
-        let fingerprint = format!("{} sha256:{}", model.name, weights_sha256(dir)?);
+        let fingerprint = format!("{} sha256:{weights_sha256}", model.name);
         let (queue, jobs) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("foil-embed".into())

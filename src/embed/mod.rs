@@ -45,6 +45,11 @@ pub trait Embedder: Send + Sync {
     fn fingerprint(&self) -> String {
         self.describe()
     }
+    /// Whether its vectors are worth keeping across runs in the store
+    /// (not when it computes one faster than the store reads one).
+    fn worth_storing(&self) -> bool {
+        true
+    }
     fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>>;
 }
 

@@ -12,7 +12,7 @@ use crate::UsageError;
 use crate::config::{EmbedderConfig, FilterConfig, GeneratorConfig, PipelineConfig, Scoring};
 use crate::embed::distilled::StaticEmbedder;
 use crate::embed::http::HttpEmbedder;
-use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir};
+use crate::embed::local::{LocalEmbedder, cache_root, default_model_dir, weights_sha256};
 use crate::embed::store::VectorStore;
 use crate::embed::{CachedEmbedder, Embedder};
 use crate::filter::{EditDistance, Filter, LabelChange, SimilarityBand, Verifier};
@@ -47,9 +47,17 @@ async fn build_embedder(
                     .context("fetching the embedding model")?,
                 (None, None) => default_model_dir(),
             };
-            let distilled = || async {
+            // Read once: it keys both the model's stored vectors and the
+            // distilled table.
+            let sha = {
                 let dir = dir.clone();
-                let e = tokio::task::spawn_blocking(move || StaticEmbedder::for_model(&dir))
+                tokio::task::spawn_blocking(move || weights_sha256(&dir))
+                    .await?
+                    .map_err(|e| UsageError::new(e.to_string()))?
+            };
+            let distilled = || async {
+                let (dir, sha) = (dir.clone(), sha.clone());
+                let e = tokio::task::spawn_blocking(move || StaticEmbedder::for_model(&dir, &sha))
                     .await?
                     .map_err(|e| {
                         UsageError::new(format!(
@@ -61,7 +69,7 @@ async fn build_embedder(
             };
             let model = || -> anyhow::Result<Arc<dyn Embedder>> {
                 Ok(Arc::new(
-                    LocalEmbedder::start(&dir, *batch_size)
+                    LocalEmbedder::start(&dir, *batch_size, &sha)
                         .map_err(|e| UsageError::new(e.to_string()))?,
                 ))
             };
@@ -81,7 +89,7 @@ async fn build_embedder(
 }
 
 /// The similarity band's embedders, cached: the one that decides (its
-/// vectors kept across runs in the store, unless it is the distilled one)
+/// vectors kept across runs in the store when worth it)
 /// and, for cascade scoring, the distilled one that decides first.
 async fn band_embedders(
     config: &PipelineConfig,
@@ -89,15 +97,9 @@ async fn band_embedders(
     clients: &mut Vec<(String, Arc<OpenAiClient>)>,
 ) -> anyhow::Result<(Arc<CachedEmbedder>, Option<Arc<CachedEmbedder>>)> {
     let (decide, fast) = build_embedder(&config.embedder, shared, clients).await?;
+    let worth_storing = decide.worth_storing();
     let mut decide = CachedEmbedder::new(decide, EMBED_CACHE_ENTRIES);
-    let distilled_only = matches!(
-        config.embedder,
-        EmbedderConfig::Local {
-            scoring: Scoring::Distilled,
-            ..
-        }
-    );
-    if !distilled_only {
+    if worth_storing {
         let path = config
             .cache
             .embeddings

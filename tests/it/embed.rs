@@ -105,6 +105,33 @@ fn a_folder_without_a_model_names_what_is_missing() {
 }
 
 #[test]
+fn a_run_without_the_model_names_the_missing_file_and_how_to_fetch_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for scoring in ["cascade", "distilled", "model"] {
+        let mut cmd = crate::support::foil();
+        cmd.arg("--quiet");
+        let run = cmd
+            .args([
+                "generate",
+                crate::support::sample("claims.jsonl").to_str().unwrap(),
+            ])
+            .args(["--task", "claim", "--id-field", "id", "--scoring", scoring])
+            .arg("--model-dir")
+            .arg(empty.path())
+            .arg("--out")
+            .arg(out.path().join(scoring))
+            .assert()
+            .code(2);
+        let err = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+        assert!(
+            err.contains("has no config.json") && err.contains("scripts/fetch-model"),
+            "{scoring}: {err}"
+        );
+    }
+}
+
+#[test]
 fn a_hub_model_is_downloaded_once_into_the_cache_and_gives_the_same_scores() {
     use crate::support::fake_openai::{FakeOpenAi, Reply};
     use crate::support::{foil, read_rows};
@@ -279,23 +306,23 @@ fn real_and_unrelated(set: &str) -> (TextPairs, TextPairs) {
 fn pair_cosines(vectors: &[Vec<f32>]) -> Vec<f64> {
     vectors
         .chunks(2)
-        .map(|p| f64::from(cosine(&p[0], &p[1])))
+        .map(|p| foil::filter::similarity::band_score(cosine(&p[0], &p[1])))
         .collect()
 }
 
 #[test]
 fn the_distilled_embedder_decides_the_band_as_the_model_does() {
     use foil::embed::distilled::{INFO_FILE, StaticEmbedder, ensure_distilled, weights_sha256};
-    use foil::filter::similarity::{CASCADE_ABOVE, CASCADE_BELOW};
+    use foil::embed::local::cache_root;
+    use foil::filter::similarity::needs_model;
     let dir = default_model_dir();
-    let distilled = ensure_distilled(&dir).unwrap();
+    let sha = weights_sha256(&dir).unwrap();
+    let (distilled, _) = ensure_distilled(&cache_root(), &dir, &sha).unwrap();
     let info: Value =
         serde_json::from_str(&std::fs::read_to_string(distilled.join(INFO_FILE)).unwrap()).unwrap();
-    assert_eq!(
-        info["source_sha256"],
-        weights_sha256(&dir).unwrap().as_str()
-    );
-    assert_eq!(ensure_distilled(&dir).unwrap(), distilled, "built once");
+    assert_eq!(info["source_sha256"], sha.as_str());
+    let (again, built) = ensure_distilled(&cache_root(), &dir, &sha).unwrap();
+    assert_eq!((again, built), (distilled.clone(), false), "built once");
     let fast = StaticEmbedder::load(&distilled).unwrap();
     let model = model();
     // CREAK claims, the claim task's band: [0.3, 1].
@@ -318,8 +345,11 @@ fn the_distilled_embedder_decides_the_band_as_the_model_does() {
             .iter()
             .zip(fast)
             .filter(|&(&m, &f)| {
-                let unsure = f >= min - CASCADE_BELOW && f < min + CASCADE_ABOVE;
-                let decided = if cascade && unsure { m } else { f };
+                let decided = if cascade && needs_model(min, 1.0, f) {
+                    m
+                } else {
+                    f
+                };
                 (decided >= min) == (m >= min)
             })
             .count();
