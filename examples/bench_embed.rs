@@ -4,10 +4,14 @@
 //! endian, row after row) to OUT for the agreement check.
 //!
 //!   cargo run --release --example bench_embed -- SENTENCES.txt BATCH OUT.f32 [RUNS]
+//!
+//! `FOIL_PRECISION` (auto, int8 or f32; default auto) picks the
+//! arithmetic, as `--precision` does for foil.
 
 use std::io::Write;
 use std::time::Instant;
 
+use foil::config::Precision;
 use foil::embed::local::{SentenceModel, default_model_dir};
 
 fn main() {
@@ -19,7 +23,13 @@ fn main() {
         .collect();
     let batch: usize = args[2].parse().unwrap();
     let runs: usize = args.get(4).and_then(|r| r.parse().ok()).unwrap_or(1);
-    let model = SentenceModel::load(&default_model_dir()).expect("scripts/fetch-model first");
+    let precision = match std::env::var("FOIL_PRECISION").as_deref() {
+        Ok("int8") => Precision::Int8,
+        Ok("f32") => Precision::F32,
+        _ => Precision::Auto,
+    };
+    let model = SentenceModel::load_with(&default_model_dir(), precision)
+        .expect("scripts/fetch-model first");
     // Warm up as the sentence-transformers side does (one batch).
     model
         .embed(&texts[..batch.min(texts.len())], batch)
@@ -30,7 +40,8 @@ fn main() {
         vectors = model.embed(&texts, batch).unwrap();
         let secs = start.elapsed().as_secs_f64();
         println!(
-            "foil candle run {run}: {} sentences, batch {batch}: {secs:.2} s = {:.0} sentences/s",
+            "foil candle {} run {run}: {} sentences, batch {batch}: {secs:.2} s = {:.0} sentences/s",
+            model.precision(),
             texts.len(),
             texts.len() as f64 / secs
         );

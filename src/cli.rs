@@ -308,6 +308,16 @@ pub struct GenerateArgs {
         conflicts_with = "embed_url"
     )]
     pub scoring: Option<String>,
+    /// The local model's arithmetic: `auto` (default: 8-bit integer
+    /// products where the CPU has VNNI instructions, f32 elsewhere), `int8`
+    /// or `f32` (the checkpoint's own arithmetic).
+    #[arg(
+        long,
+        value_parser = ["auto", "int8", "f32"],
+        help_heading = "Similarity",
+        conflicts_with = "embed_url"
+    )]
+    pub precision: Option<String>,
     /// Lower bound of the similarity band (default: the task's).
     #[arg(long, help_heading = "Similarity")]
     pub sim_min: Option<f64>,

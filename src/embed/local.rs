@@ -16,6 +16,8 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 
 use super::bert::Bert;
+use super::qgemm::Kernel;
+use crate::config::Precision;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationParams};
@@ -89,13 +91,28 @@ pub struct SentenceModel {
     device: Device,
     pub dim: usize,
     name: String,
+    /// Whether the dense products run in 8-bit integers.
+    int8: bool,
 }
 
 impl SentenceModel {
     /// Load from a folder with `config.json`, `tokenizer.json` and
-    /// `model.safetensors` (any BERT-family sentence model).
+    /// `model.safetensors` (any BERT-family sentence model), in the
+    /// checkpoint's own f32 arithmetic.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        Self::load_with(dir, Precision::F32)
+    }
+
+    /// [`SentenceModel::load`] at a precision (`Auto` resolved for this
+    /// CPU: int8 where it has VNNI instructions).
+    pub fn load_with(dir: &Path, precision: Precision) -> Result<Self, EmbedError> {
         require_model_files(dir)?;
+        let kernel = Kernel::detect();
+        let int8 = match precision {
+            Precision::F32 => None,
+            Precision::Int8 => Some(kernel),
+            Precision::Auto => kernel.is_fast().then_some(kernel),
+        };
         let config_text = std::fs::read_to_string(dir.join("config.json")).map_err(model_err)?;
         let config: Config = serde_json::from_str(&config_text)
             .map_err(|e| EmbedError::Model(format!("{}/config.json: {e}", dir.display())))?;
@@ -131,7 +148,7 @@ impl SentenceModel {
             )
         }
         .map_err(model_err)?;
-        let model = Bert::load(vb, &config).map_err(model_err)?;
+        let model = Bert::load(vb, &config, int8).map_err(model_err)?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -142,7 +159,13 @@ impl SentenceModel {
             device,
             dim,
             name,
+            int8: int8.is_some(),
         })
+    }
+
+    /// `int8` or `f32`: the arithmetic this model runs in.
+    pub fn precision(&self) -> &'static str {
+        if self.int8 { "int8" } else { "f32" }
     }
 
     /// Tokens in the tokenizer's vocabulary.
@@ -246,13 +269,28 @@ pub struct LocalEmbedder {
 
 impl LocalEmbedder {
     /// Load the model (on the calling thread, so load errors surface here)
-    /// and start its worker thread. `weights_sha256` ([`weights_sha256`] of
+    /// and start its worker thread, at `precision`. `weights_sha256` ([`weights_sha256`] of
     /// `dir`) files its vectors in the store by the weights, not the
     /// folder's name.
-    pub fn start(dir: &Path, batch_size: usize, weights_sha256: &str) -> Result<Self, EmbedError> {
-        let model = SentenceModel::load(dir)?;
-        let description = format!("{} (local, candle, {} dims)", model.name, model.dim);
-        let fingerprint = format!("{} sha256:{weights_sha256}", model.name);
+    pub fn start(
+        dir: &Path,
+        batch_size: usize,
+        weights_sha256: &str,
+        precision: Precision,
+    ) -> Result<Self, EmbedError> {
+        let model = SentenceModel::load_with(dir, precision)?;
+        let description = format!(
+            "{} (local, candle, {}, {} dims)",
+            model.name,
+            model.precision(),
+            model.dim
+        );
+        // f32 vectors keep the fingerprint they were stored under before
+        // int8 existed; int8 ones are filed apart.
+        let fingerprint = match model.int8 {
+            false => format!("{} sha256:{weights_sha256}", model.name),
+            true => format!("{} sha256:{weights_sha256} int8", model.name),
+        };
         let (queue, jobs) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("foil-embed".into())

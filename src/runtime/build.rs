@@ -39,6 +39,7 @@ async fn build_embedder(
             hub_revision,
             batch_size,
             scoring,
+            precision,
         } => {
             let dir = match (model_dir, hub_model) {
                 (Some(dir), _) => dir.clone(),
@@ -69,7 +70,7 @@ async fn build_embedder(
             };
             let model = || -> anyhow::Result<Arc<dyn Embedder>> {
                 Ok(Arc::new(
-                    LocalEmbedder::start(&dir, *batch_size, &sha)
+                    LocalEmbedder::start(&dir, *batch_size, &sha, *precision)
                         .map_err(|e| UsageError::new(e.to_string()))?,
                 ))
             };

@@ -10,7 +10,8 @@ use crate::config as d;
 use crate::config::DedupConfig;
 use crate::config::{
     CacheConfig, EditDistanceConfig, EmbedderConfig, EndpointConfig, FilterConfig, GeneratorConfig,
-    LlmGeneratorConfig, PipelineConfig, RuleOp, Scoring, SinkConfig, SourceConfig, SourceFormat,
+    LlmGeneratorConfig, PipelineConfig, Precision, RuleOp, Scoring, SinkConfig, SourceConfig,
+    SourceFormat,
 };
 use crate::llm::budget::{BudgetConfig, Price};
 use crate::llm::cache::CacheMode;
@@ -243,6 +244,11 @@ fn embedder(args: &GenerateArgs) -> EmbedderConfig {
                 Some("distilled") => Scoring::Distilled,
                 Some("model") => Scoring::Model,
                 _ => Scoring::Cascade,
+            },
+            precision: match args.precision.as_deref() {
+                Some("int8") => Precision::Int8,
+                Some("f32") => Precision::F32,
+                _ => Precision::Auto,
             },
         },
     }

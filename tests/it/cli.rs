@@ -15,6 +15,8 @@ fn filtered(dir: &Path) -> insta::Settings {
     );
     s.add_filter(r"\d+\.\d+s\b", "[TIME]");
     s.add_filter(r"\d+\.\d+(ms|µs)", "[TIME]");
+    // `--precision auto` is int8 on CPUs with VNNI, f32 on others.
+    s.add_filter(r"local, candle, (int8|f32),", "local, candle, [PRECISION],");
     s
 }
 
