@@ -14,11 +14,15 @@
 //!
 //!   cargo run --release --example embedder_agreement -- TASK=FILE.jsonl ...
 //!
-//! The sentence model is the one in `$FOIL_MODEL_DIR` / foil's cache.
+//! The sentence model is the one in `$FOIL_MODEL_DIR` / foil's cache, in
+//! f32. A second table compares the same model in int8 (`--precision
+//! int8`) with it: decision agreement on real and unrelated pairs, the
+//! largest change of a band score, and texts/s of each.
 
 use std::io::BufRead;
 use std::time::Instant;
 
+use foil::config::Precision;
 use foil::embed::distilled::StaticEmbedder;
 use foil::embed::local::{SentenceModel, default_model_dir, weights_sha256};
 use foil::filter::similarity::{band_score, needs_model};
@@ -72,29 +76,19 @@ fn score(
     fast: &StaticEmbedder,
     pairs: &[(String, String)],
 ) -> (Scores, f64, f64) {
+    let (exact, exact_rate) = model_scores(model, pairs);
     let texts: Vec<String> = pairs
         .iter()
         .flat_map(|(a, b)| [a.clone(), b.clone()])
         .collect();
     let t = Instant::now();
-    let e = model.embed(&texts, 32).expect("sentence model");
-    let exact_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
     let f = fast.embed_texts(&texts).expect("static embedder");
-    let fast_s = t.elapsed().as_secs_f64();
-    let cos = |v: &[Vec<f32>]| -> Vec<f64> {
-        v.chunks(2)
-            .map(|c| band_score(cosine(&c[0], &c[1])))
-            .collect()
-    };
-    (
-        Scores {
-            exact: cos(&e),
-            fast: cos(&f),
-        },
-        texts.len() as f64 / exact_s,
-        texts.len() as f64 / fast_s,
-    )
+    let fast_rate = texts.len() as f64 / t.elapsed().as_secs_f64();
+    let fast = f
+        .chunks(2)
+        .map(|c| band_score(cosine(&c[0], &c[1])))
+        .collect();
+    (Scores { exact, fast }, exact_rate, fast_rate)
 }
 
 struct Agreement {
@@ -123,9 +117,60 @@ fn agreement(s: &Scores, min: f64, max: f64) -> Agreement {
     }
 }
 
+/// Band scores of `pairs` by `model`, and texts/s.
+fn model_scores(model: &SentenceModel, pairs: &[(String, String)]) -> (Vec<f64>, f64) {
+    let texts: Vec<String> = pairs
+        .iter()
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect();
+    let t = Instant::now();
+    let v = model.embed(&texts, 32).expect("sentence model");
+    let rate = texts.len() as f64 / t.elapsed().as_secs_f64();
+    let scores = v
+        .chunks(2)
+        .map(|c| band_score(cosine(&c[0], &c[1])))
+        .collect();
+    (scores, rate)
+}
+
+/// One row of the int8 table: how the int8 model's decisions and scores
+/// compare with the f32 model's on real and unrelated pairs.
+fn int8_row(
+    name: &str,
+    int8: &SentenceModel,
+    (min, max): (f64, f64),
+    sets: [(&[(String, String)], &Scores); 2],
+    f32_rate: f64,
+) -> String {
+    let keep = |x: f64| x >= min && x <= max;
+    let mut cells = Vec::new();
+    let mut worst = 0f64;
+    let mut rate = 0.0;
+    for (pairs, exact) in sets {
+        let (scores, r) = model_scores(int8, pairs);
+        rate = r;
+        let same = scores
+            .iter()
+            .zip(&exact.exact)
+            .filter(|(a, b)| keep(**a) == keep(**b))
+            .count();
+        worst = scores
+            .iter()
+            .zip(&exact.exact)
+            .fold(worst, |w, (a, b)| w.max((a - b).abs()));
+        cells.push(format!("{same} / {}", scores.len()));
+    }
+    format!(
+        "| {name} | {} | {} | {worst:.4} | {f32_rate:.0} / {rate:.0} |",
+        cells[0], cells[1]
+    )
+}
+
 fn main() {
     let dir = default_model_dir();
     let model = SentenceModel::load(&dir).expect("scripts/fetch-model first");
+    let int8 = SentenceModel::load_with(&dir, Precision::Int8).expect("the model in int8");
+    let mut int8_rows = Vec::new();
     let sha = weights_sha256(&dir).expect("the model's weights");
     let fast = StaticEmbedder::for_model(&dir, &sha).expect("distilled embedder");
     println!(
@@ -168,12 +213,20 @@ fn main() {
                 }
             }
         }
-        let a = agreement(&real, min, max);
-        let u = agreement(&other, min, max);
         let name = std::path::Path::new(path)
             .file_stem()
             .unwrap()
-            .to_string_lossy();
+            .to_string_lossy()
+            .into_owned();
+        int8_rows.push(int8_row(
+            &name,
+            &int8,
+            (min, max),
+            [(&pairs, &real), (&unrelated, &other)],
+            exact_rate,
+        ));
+        let a = agreement(&real, min, max);
+        let u = agreement(&other, min, max);
         println!(
             "| {name} | {task} | [{min}, {max}] | {} | {:.3} / {:.3} ({:.2}) | {} / {} | {:.3} / {:.3} | {:.3} / {:.3} ({:.2}) | {} / {} | {exact_rate:.0} / {fast_rate:.0} |",
             pairs.len(),
@@ -193,5 +246,13 @@ fn main() {
             u.kept_exact,
             u.kept_fast,
         );
+    }
+    println!();
+    println!(
+        "| set | int8 decision = f32's: real pairs | unrelated pairs | largest score change | texts/s: f32 / int8 |"
+    );
+    println!("|---|---|---|---|---|");
+    for row in int8_rows {
+        println!("{row}");
     }
 }
