@@ -23,11 +23,10 @@ fn main() {
         .collect();
     let batch: usize = args[2].parse().unwrap();
     let runs: usize = args.get(4).and_then(|r| r.parse().ok()).unwrap_or(1);
-    let precision = match std::env::var("FOIL_PRECISION").as_deref() {
-        Ok("int8") => Precision::Int8,
-        Ok("f32") => Precision::F32,
-        _ => Precision::Auto,
-    };
+    let precision = std::env::var("FOIL_PRECISION")
+        .ok()
+        .and_then(|p| Precision::from_name(&p))
+        .unwrap_or_default();
     let model = SentenceModel::load_with(&default_model_dir(), precision)
         .expect("scripts/fetch-model first");
     // Warm up as the sentence-transformers side does (one batch).

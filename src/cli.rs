@@ -314,7 +314,7 @@ pub struct GenerateArgs {
     /// or `f32` (the checkpoint's own arithmetic).
     #[arg(
         long,
-        value_parser = ["auto", "int8", "f32"],
+        value_parser = crate::config::Precision::NAMES,
         help_heading = "Similarity",
         conflicts_with = "embed_url"
     )]

@@ -4,7 +4,8 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape};
 
-use super::bert::{contiguous_f32, lane_sum, par_rows};
+use super::bert::contiguous_f32;
+use super::lanes::{lane_sum, min_max, par_rows};
 
 /// e^x for the softmax, in a form the compiler vectorises (libm's `expf`
 /// is a scalar call per score): x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by
@@ -169,18 +170,7 @@ impl Head<'_> {
 /// `xs ← softmax(xs)`.
 #[inline(always)]
 fn softmax(xs: &mut [f32]) {
-    let mut lanes = [f32::MIN; 16];
-    let mut chunks = xs.chunks_exact(16);
-    for c in &mut chunks {
-        for i in 0..16 {
-            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
-        }
-    }
-    let max = chunks
-        .remainder()
-        .iter()
-        .chain(&lanes)
-        .fold(f32::MIN, |m, &x| m.max(x));
+    let (_, max) = min_max(xs);
     // Two loops, not one: a running f32 sum keeps the compiler from
     // vectorising `exp`.
     for x in xs.iter_mut() {

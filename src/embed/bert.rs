@@ -24,7 +24,7 @@
 //!
 //! - with `int8` precision every dense product runs in 8-bit integers
 //!   on VNNI instructions (`qgemm`): four times the multiply-adds of f32
-//!   per instruction, at a cosine of 0.998 or more with the f32 result.
+//!   per instruction, at a mean cosine of 0.9987 with the f32 result.
 //!
 //! Dropout is absent: this is inference only.
 
@@ -33,6 +33,7 @@ use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
 use super::attention::Attention;
+use super::lanes::{lane_sum, par_rows};
 use super::qgemm::{Kernel, QuantLinear};
 
 /// erf(x) as a ratio of an odd and an even polynomial in x (the
@@ -56,25 +57,6 @@ fn erf(x: f32) -> f32 {
     q = x2 * q - 7.373_329e-3;
     q = x2 * q - 1.426_474e-2;
     p / q
-}
-
-/// Run `f(chunk, first_row)` over chunks of at least `min_rows` rows of
-/// `data` (rows of `width`), split over the cores candle uses.
-pub(super) fn par_rows(
-    data: &mut [f32],
-    width: usize,
-    min_rows: usize,
-    f: impl Fn(&mut [f32], usize) + Sync,
-) {
-    let rows = data.len() / width.max(1);
-    let threads = candle_core::utils::get_num_threads().max(1);
-    let per = rows.div_ceil(threads).max(min_rows);
-    std::thread::scope(|s| {
-        for (i, part) in data.chunks_mut(per * width).enumerate() {
-            let f = &f;
-            s.spawn(move || f(part, i * per));
-        }
-    });
 }
 
 pub(super) fn contiguous_f32<'a>(
@@ -150,37 +132,6 @@ impl CustomOp2 for AddNorm {
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
-}
-
-/// The sum of `f` over `xs` in eight lanes, so the compiler can use
-/// vector registers (a single running sum fixes the order of additions).
-#[inline(always)]
-pub(super) fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += f(x);
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
-    tree_sum(acc) + tail
-}
-
-/// The lanes of `acc` added pairwise, halves onto halves: log2(N) vector
-/// adds where `iter().sum()` is N − 1 dependent scalar ones. N must be a
-/// power of two (checked when compiled), or lanes would be left out.
-#[inline(always)]
-fn tree_sum<const N: usize>(mut acc: [f32; N]) -> f32 {
-    const { assert!(N.is_power_of_two()) };
-    let mut w = N / 2;
-    while w > 0 {
-        for i in 0..w {
-            acc[i] += acc[i + w];
-        }
-        w /= 2;
-    }
-    acc[0]
 }
 
 widest! {
@@ -268,11 +219,7 @@ impl CustomOp1 for Int8Op<'_> {
             candle_core::bail!("int8-linear: scalar input");
         };
         *last = self.0.outputs();
-        let threads = candle_core::utils::get_num_threads().max(1);
-        Ok((
-            CpuStorage::F32(self.0.forward(x, threads)),
-            Shape::from(dims),
-        ))
+        Ok((CpuStorage::F32(self.0.forward(x)), Shape::from(dims)))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Tests of the BERT encoder ops (kept apart so bert.rs reads as the model).
 use super::super::attention::exp;
+use super::super::lanes::{lane_sum, tree_sum};
 use super::*;
 
 /// erf by its Taylor series in f64 (converges fast for |x| ≤ 4 with

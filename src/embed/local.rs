@@ -287,10 +287,8 @@ impl LocalEmbedder {
         );
         // f32 vectors keep the fingerprint they were stored under before
         // int8 existed; int8 ones are filed apart.
-        let fingerprint = match model.int8 {
-            false => format!("{} sha256:{weights_sha256}", model.name),
-            true => format!("{} sha256:{weights_sha256} int8", model.name),
-        };
+        let suffix = if model.int8 { " int8" } else { "" };
+        let fingerprint = format!("{} sha256:{weights_sha256}{suffix}", model.name);
         let (queue, jobs) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("foil-embed".into())

@@ -5,9 +5,9 @@
 //! −127…127, one scale per column); activations per row as they arrive
 //! (asymmetric, 0…255 between the row's minimum and maximum). The product
 //! of the two is exact in 32-bit integers, so the only error is the
-//! rounding of each input to 256 levels: on real sentences the pooled
-//! embedding keeps a cosine of 0.998 or more with the f32 model's
-//! (docs/BENCHMARKS.md). With `x ≈ lo + s·q` and `w ≈ c·p`,
+//! rounding of each input to 256 levels: on the 2,000 sentences of
+//! `scripts/bench-embed` the pooled embedding keeps a mean cosine of
+//! 0.9987 (least 0.997) with the f32 model's (docs/BENCHMARKS.md). With `x ≈ lo + s·q` and `w ≈ c·p`,
 //!
 //! ```text
 //! Σₖ x·w ≈ s·c·Σₖ q·p + lo·c·Σₖ p
@@ -22,6 +22,8 @@
 //! width. Weights are packed for it in panels of 16 columns, four inputs
 //! of a column side by side. CPUs without VNNI get a portable loop that
 //! gives the same integers (slowly: `Precision::Auto` picks f32 there).
+
+use super::lanes::{min_max, par_rows};
 
 /// Columns in one packed panel (one 512-bit register of 16 × 4 bytes).
 const PANEL: usize = 16;
@@ -44,23 +46,29 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU has.
-    pub fn detect() -> Kernel {
+    /// Whether this CPU can run the kernel.
+    pub fn available(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512vnni")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512f")
-            {
-                return Kernel::Avx512Vnni;
-            }
-            if std::arch::is_x86_feature_detected!("avxvnni")
-                && std::arch::is_x86_feature_detected!("avx2")
-            {
-                return Kernel::AvxVnni;
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Kernel::Avx512Vnni => has!("avx512f") && has!("avx512bw") && has!("avx512vnni"),
+                Kernel::AvxVnni => has!("avx2") && has!("avxvnni"),
+                Kernel::Portable => true,
             }
         }
-        Kernel::Portable
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Kernel::Portable
+        }
+    }
+
+    /// The fastest kernel this CPU has.
+    pub fn detect() -> Kernel {
+        [Kernel::Avx512Vnni, Kernel::AvxVnni]
+            .into_iter()
+            .find(|k| k.available())
+            .unwrap_or(Kernel::Portable)
     }
 
     /// Whether int8 beats the f32 products on this CPU.
@@ -87,9 +95,16 @@ pub struct QuantLinear {
 }
 
 impl QuantLinear {
-    /// `weight` is `n × k`, row-major (a PyTorch `Linear`'s layout).
+    /// `weight` is `n × k`, row-major (a PyTorch `Linear`'s layout). A
+    /// `kernel` this CPU lacks is replaced by the portable one (same
+    /// results), so no caller can reach instructions the CPU lacks.
     pub fn new(weight: &[f32], n: usize, k: usize, bias: Option<&[f32]>, kernel: Kernel) -> Self {
         assert_eq!(weight.len(), n * k, "weight is not n × k");
+        let kernel = if kernel.available() {
+            kernel
+        } else {
+            Kernel::Portable
+        };
         let kp = k.div_ceil(4) * 4;
         let np = n.div_ceil(GROUP) * GROUP;
         let steps = kp / 4;
@@ -130,16 +145,14 @@ impl QuantLinear {
         self.n
     }
 
-    /// `x` is `rows × k`, row-major; the result is `rows × n`. Rows are
-    /// split over `threads` threads.
-    pub fn forward(&self, x: &[f32], threads: usize) -> Vec<f32> {
+    /// `x` is `rows × k`, row-major; the result is `rows × n`, its rows
+    /// split over the cores candle uses.
+    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
         let rows = x.len() / self.k.max(1);
         let mut out = vec![0f32; rows * self.n];
-        let per = rows.div_ceil(threads.max(1)).max(MR);
-        std::thread::scope(|s| {
-            for (xs, ys) in x.chunks(per * self.k).zip(out.chunks_mut(per * self.n)) {
-                s.spawn(move || self.forward_rows(xs, ys));
-            }
+        par_rows(&mut out, self.n, MR, |ys, first| {
+            let count = ys.len() / self.n.max(1);
+            self.forward_rows(&x[first * self.k..(first + count) * self.k], ys)
         });
         out
     }
@@ -183,8 +196,8 @@ impl QuantLinear {
         assert!(q.len() >= (mr - 1) * self.kp + self.kp && b.len() >= 4 * PANEL * self.kp);
         #[cfg(target_arch = "x86_64")]
         match self.kernel {
-            // SAFETY: detect() found the features; the assert above keeps
-            // every read inside `q` and `b`.
+            // SAFETY: new() kept the kernel only if available() found its
+            // features; the assert above keeps every read inside `q`, `b`.
             Kernel::Avx512Vnni => unsafe {
                 return x86::block_512(q.as_ptr(), self.kp, b.as_ptr(), steps, mr, acc);
             },
@@ -227,29 +240,6 @@ widest! {
             qr[k..].fill(0);
         }
     }
-}
-
-/// The least and greatest of `xs` (not empty), in sixteen lanes so the
-/// compiler can use vector min and max.
-#[inline(always)]
-fn min_max(xs: &[f32]) -> (f32, f32) {
-    let mut lo = [xs[0]; 16];
-    let mut hi = [xs[0]; 16];
-    let mut chunks = xs.chunks_exact(16);
-    for c in &mut chunks {
-        for i in 0..16 {
-            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
-            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
-        }
-    }
-    for &v in chunks.remainder() {
-        lo[0] = lo[0].min(v);
-        hi[0] = hi[0].max(v);
-    }
-    (
-        lo.iter().fold(f32::MAX, |a, &b| a.min(b)),
-        hi.iter().fold(f32::MIN, |a, &b| a.max(b)),
-    )
 }
 
 widest! {

@@ -36,12 +36,11 @@ fn every_kernel_gives_the_portable_integers() {
     let w = values(n * k, 1);
     let x = values(rows * k, 2);
     let detected = Kernel::detect();
-    let portable = QuantLinear::new(&w, n, k, None, Kernel::Portable).forward(&x, 2);
-    let fast = QuantLinear::new(&w, n, k, None, detected).forward(&x, 3);
+    let portable = QuantLinear::new(&w, n, k, None, Kernel::Portable).forward(&x);
+    let fast = QuantLinear::new(&w, n, k, None, detected).forward(&x);
     assert_eq!(portable, fast, "kernel {detected:?}");
-    #[cfg(target_arch = "x86_64")]
-    if detected == Kernel::Avx512Vnni && std::arch::is_x86_feature_detected!("avxvnni") {
-        let narrow = QuantLinear::new(&w, n, k, None, Kernel::AvxVnni).forward(&x, 1);
+    if detected == Kernel::Avx512Vnni && Kernel::AvxVnni.available() {
+        let narrow = QuantLinear::new(&w, n, k, None, Kernel::AvxVnni).forward(&x);
         assert_eq!(portable, narrow, "AVX-VNNI");
     }
 }
@@ -56,7 +55,7 @@ fn int8_products_are_within_the_rounding_of_their_inputs() {
     x[..k].fill(0.25);
     x[k] = 40.0;
     let want = f32_product(&x, &w, &bias, n, k);
-    let got = QuantLinear::new(&w, n, k, Some(&bias), Kernel::detect()).forward(&x, 2);
+    let got = QuantLinear::new(&w, n, k, Some(&bias), Kernel::detect()).forward(&x);
     assert_eq!(got.len(), rows * n);
     for (r, (g, e)) in got.chunks(n).zip(want.chunks(n)).enumerate() {
         let row = &x[r * k..(r + 1) * k];

@@ -245,11 +245,12 @@ fn embedder(args: &GenerateArgs) -> EmbedderConfig {
                 Some("model") => Scoring::Model,
                 _ => Scoring::Cascade,
             },
-            precision: match args.precision.as_deref() {
-                Some("int8") => Precision::Int8,
-                Some("f32") => Precision::F32,
-                _ => Precision::Auto,
-            },
+            // clap admits only Precision::NAMES.
+            precision: args
+                .precision
+                .as_deref()
+                .and_then(Precision::from_name)
+                .unwrap_or_default(),
         },
     }
 }
